@@ -58,6 +58,9 @@ CREATE TABLE messages (
   prereq_ids      TEXT NOT NULL DEFAULT '[]',
   based_on        TEXT NOT NULL DEFAULT '[]',
   no_process      INTEGER NOT NULL DEFAULT 0 CHECK (no_process IN (0, 1)),
+  body_text       TEXT,                            -- decoded text of covers and replies (trailers, show)
+  author_name     TEXT,                            -- in-body From: of a patch, when present
+  author_addr     TEXT,
   ingested_at     TEXT NOT NULL
 );
 CREATE INDEX messages_message_id ON messages(message_id);

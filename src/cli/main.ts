@@ -1,0 +1,40 @@
+import { VrError } from '../errors.js';
+
+type Command = (argv: string[]) => Promise<number>;
+
+/** Subcommand table; each lives in its own file and is loaded on demand. */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  ingest: { summary: 'read mail from an mbox, a Maildir or IMAP into the store', load: async () => (await import('./ingest.js')).run },
+  series: { summary: 'list series versions (--json)', load: async () => (await import('./series.js')).run },
+  stats: { summary: 'counts of messages, threads, series, patches, parse errors', load: async () => (await import('./stats.js')).run },
+  show: { summary: 'a message, its thread and its series', load: async () => (await import('./show.js')).run },
+};
+
+function usage(): string {
+  const lines = ['usage: vfio-review <command> [options]', '', 'commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)} ${c.summary}`);
+  lines.push('', 'Every command takes --db PATH (default ./vfio-review.db).');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`vfio-review: unknown command '${name}'\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    return await (await cmd.load())(rest);
+  } catch (err) {
+    if (err instanceof VrError) {
+      process.stderr.write(`vfio-review ${name}: ${err.code}: ${err.message}\n`);
+      return err.code === 'USAGE' ? 2 : 1;
+    }
+    throw err;
+  }
+}

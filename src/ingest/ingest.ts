@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import type { Db } from '../store/db.js';
+import { nowIso } from '../store/db.js';
+import { reasonOf } from '../errors.js';
+import { parseMessage, type ParsedMessage } from '../mail/parse.js';
+import { rebuildThreads } from '../series/threads.js';
+import { rebuildSeries, type SeriesRebuildSummary } from '../series/assemble.js';
+import { defaultRelevance, type Relevance } from '../series/relevance.js';
+
+export type SourceKind = 'mbox' | 'maildir' | 'imap' | 'manual';
+export type AddOutcome = 'new' | 'duplicate' | 'new-copy' | 'failed';
+
+export interface AddResult {
+  messageRowId: number;
+  outcome: AddOutcome;
+  reason?: string;
+}
+
+export interface IngestCounts {
+  seen: number;
+  new: number;
+  duplicate: number;
+  newCopy: number;
+  failed: number;
+}
+
+export interface IngestSummary extends IngestCounts, SeriesRebuildSummary {
+  threads: number;
+}
+
+export interface IngestorOptions {
+  relevance?: Relevance;
+  /** Messages per write transaction; 1 commits every message (a daemon), larger is faster for backfill. */
+  batch?: number;
+}
+
+/** Two copies with one Message-ID are the same message when they agree on these (list copies rewrite From). */
+function sameMessage(a: { subject: string | null; date_unix: number | null }, p: ParsedMessage): boolean {
+  const date = p.date ? Math.floor(p.date.getTime() / 1000) : null;
+  const norm = (s: string | null): string => (s ?? '').replace(/\s+/g, ' ').trim();
+  if (norm(a.subject) !== norm(p.subject)) return false;
+  if (a.date_unix === null || date === null) return a.date_unix === date;
+  return Math.abs(a.date_unix - date) <= 36 * 3600;
+}
+
+/**
+ * Turns raw mail into stored messages. The raw bytes are written before the
+ * parse is attempted, a parse failure is recorded on the message row, and
+ * the same message seen again (another list, a re-fetch) adds a source row,
+ * never a second message.
+ */
+export class Ingestor {
+  readonly db: Db;
+  readonly counts: IngestCounts = { seen: 0, new: 0, duplicate: 0, newCopy: 0, failed: 0 };
+  private readonly relevance: Relevance;
+  private readonly batch: number;
+  private pending = 0;
+  private readonly st;
+
+  constructor(db: Db, opts: IngestorOptions = {}) {
+    this.db = db;
+    this.relevance = opts.relevance ?? defaultRelevance();
+    this.batch = Math.max(1, opts.batch ?? 1);
+    this.st = {
+      rawGet: db.prepare('SELECT id FROM raw_messages WHERE sha256 = ?').pluck(),
+      rawIns: db.prepare('INSERT INTO raw_messages (sha256, bytes, size, first_seen) VALUES (?, ?, ?, ?)'),
+      msgByRaw: db.prepare('SELECT id FROM messages WHERE raw_id = ?').pluck(),
+      msgByIdent: db.prepare('SELECT id, subject, date_unix, list_ids FROM messages WHERE ident = ?'),
+      msgIdentCount: db.prepare("SELECT count(*) FROM messages WHERE message_id = ? AND msgid_state = 'reused'").pluck(),
+      srcIns: db.prepare(
+        `INSERT OR IGNORE INTO message_sources (message_id, source_id, raw_id, locator, list_id, seen_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      listIds: db.prepare('UPDATE messages SET list_ids = ? WHERE id = ?'),
+      failIns: db.prepare(
+        `INSERT INTO messages (ident, raw_id, message_id, msgid_state, parse_state, parse_error, ingested_at)
+         VALUES (?, ?, ?, ?, 'failed', ?, ?)`,
+      ),
+      msgIns: db.prepare(`INSERT INTO messages (
+          ident, raw_id, message_id, msgid_state, parse_state, subject, from_name, from_addr, reply_to_addr,
+          date_unix, in_reply_to, refs, list_ids, kind, title, prefixes, version, version_stated, counter, total,
+          counter_stated, rfc, resend, has_diff, diff, commit_msg, touched_paths, base_commit, change_id,
+          prereq_ids, based_on, no_process, body_text, author_name, author_addr, ingested_at)
+        VALUES (?, ?, ?, ?, 'parsed', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                ?, ?, ?, ?, ?)`),
+    };
+  }
+
+  /** The id of a source row, created on first use. */
+  sourceId(kind: SourceKind, name: string): number {
+    this.db.prepare('INSERT OR IGNORE INTO sources (kind, name) VALUES (?, ?)').run(kind, name);
+    return this.db.prepare('SELECT id FROM sources WHERE kind = ? AND name = ?').pluck().get(kind, name) as number;
+  }
+
+  private begin(): void {
+    if (!this.db.inTransaction) this.db.exec('BEGIN');
+  }
+
+  private tick(): void {
+    if (++this.pending >= this.batch) this.flush();
+  }
+
+  /** Commits the open write transaction, if any. */
+  flush(): void {
+    if (this.db.inTransaction) this.db.exec('COMMIT');
+    this.pending = 0;
+  }
+
+  /** Stores one raw message, then parses it. Never throws for bad mail: failures are recorded. */
+  async add(sourceId: number, bytes: Buffer, locator: string): Promise<AddResult> {
+    this.counts.seen++;
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const now = nowIso();
+    this.begin();
+    let rawId = this.st.rawGet.get(sha) as number | undefined;
+    if (rawId === undefined) {
+      rawId = Number(this.st.rawIns.run(sha, bytes, bytes.length, now).lastInsertRowid);
+    } else {
+      const known = this.st.msgByRaw.get(rawId) as number | undefined;
+      if (known !== undefined) {
+        this.st.srcIns.run(known, sourceId, rawId, locator, null, now);
+        this.counts.duplicate++;
+        this.tick();
+        return { messageRowId: known, outcome: 'duplicate' };
+      }
+    }
+    // The raw row is written before the parse and in the same transaction as the source's cursor
+    // (IMAP) or offset (mbox): a crash in the parser loses neither, and a rerun picks the message up.
+    let parsed: ParsedMessage;
+    try {
+      parsed = await parseMessage(bytes);
+    } catch (err) {
+      return this.recordFailure(sourceId, rawId, sha, locator, bytes, reasonOf(err));
+    }
+    this.begin();
+    try {
+      return this.recordParsed(sourceId, rawId, sha, locator, parsed, now);
+    } catch (err) {
+      return this.recordFailure(sourceId, rawId, sha, locator, bytes, reasonOf(err));
+    }
+  }
+
+  private recordFailure(sourceId: number, rawId: number, sha: string, locator: string, bytes: Buffer, reason: string): AddResult {
+    this.begin();
+    const now = nowIso();
+    // Keep whatever Message-ID a plain header scan finds, so threads can still point at it.
+    const head = bytes.subarray(0, 64 * 1024).toString('latin1');
+    const mid = /^message-id:\s*<(?<id>[^<>\s]+)>/im.exec(head)?.groups?.id ?? null;
+    const id = Number(this.st.failIns.run(`sha256:${sha}`, rawId, mid, mid ? 'stated' : 'missing', reason, now).lastInsertRowid);
+    this.st.srcIns.run(id, sourceId, rawId, locator, null, now);
+    this.counts.failed++;
+    this.tick();
+    return { messageRowId: id, outcome: 'failed', reason };
+  }
+
+  private recordParsed(sourceId: number, rawId: number, sha: string, locator: string, p: ParsedMessage, now: string): AddResult {
+    const listId = p.listIds[0] ?? null;
+    let ident: string;
+    let state: 'stated' | 'missing' | 'reused';
+    if (!p.messageId) {
+      ident = `sha256:${sha}`;
+      state = 'missing';
+    } else {
+      const prior = this.st.msgByIdent.get(p.messageId) as
+        | { id: number; subject: string | null; date_unix: number | null; list_ids: string }
+        | undefined;
+      if (prior && sameMessage(prior, p)) {
+        this.st.srcIns.run(prior.id, sourceId, rawId, locator, listId, now);
+        const lists = new Set<string>(JSON.parse(prior.list_ids) as string[]);
+        const before = lists.size;
+        for (const l of p.listIds) lists.add(l);
+        if (lists.size !== before) this.st.listIds.run(JSON.stringify([...lists]), prior.id);
+        this.counts.newCopy++;
+        this.tick();
+        return { messageRowId: prior.id, outcome: 'new-copy' };
+      }
+      if (prior) {
+        // A resend that reused the Message-ID for other content: a message of its own.
+        ident = `${p.messageId}#reused-${sha.slice(0, 16)}`;
+        state = 'reused';
+      } else {
+        ident = p.messageId;
+        state = 'stated';
+      }
+    }
+    const s = p.subjectInfo;
+    const hasDiff = p.diff !== null;
+    // A patch tag without a diff (and not a cover) is discussion, not a patch.
+    const kind = (s.kind === 'patch' && !hasDiff) ? 'other' : s.kind;
+    const json = JSON.stringify;
+    const id = Number(
+      this.st.msgIns.run(
+        ident, rawId, p.messageId, state, p.subject, p.fromName, p.fromAddr, p.replyToAddr,
+        p.date ? Math.floor(p.date.getTime() / 1000) : null, p.inReplyTo, json(p.references), json(p.listIds),
+        kind, s.title, json(s.prefixes), s.version, s.versionStated ? 1 : 0, s.counter, s.total,
+        s.counterStated ? 1 : 0, s.rfc ? 1 : 0, s.resend ? 1 : 0, hasDiff ? 1 : 0, p.diff, p.commitMessage,
+        json(p.touchedPaths), p.baseCommit, p.changeId, json(p.prereqPatchIds), json(p.basedOn),
+        p.noProcess ? 1 : 0, kind === 'reply' || kind === 'cover' || kind === 'other' ? p.text.slice(0, 256 * 1024) : null,
+        p.bodyAuthor?.name ?? null, p.bodyAuthor?.addr ?? null, now,
+      ).lastInsertRowid,
+    );
+    this.st.srcIns.run(id, sourceId, rawId, locator, listId, now);
+    this.counts.new++;
+    this.tick();
+    return { messageRowId: id, outcome: 'new' };
+  }
+
+  /** Commits, then rebuilds the thread forest and the series model. */
+  finish(): IngestSummary {
+    this.flush();
+    const threads = rebuildThreads(this.db);
+    const series = rebuildSeries(this.db, this.relevance);
+    return { ...this.counts, threads, ...series };
+  }
+}
