@@ -69,15 +69,27 @@ function stripInBodyHeaders(message: string): { message: string; author: ParsedM
   return { message: lines.slice(i).join('\n'), author };
 }
 
-/**
- * Parses raw message bytes with mailparser. Throws VrError('MAIL_PARSE' or
- * 'MAIL_NO_HEADERS') when nothing sensible can be read; the caller records
- * that on the stored raw message.
- */
-export async function parseMessage(bytes: Buffer): Promise<ParsedMessage> {
-  if (!/^[\x21-\x39\x3b-\x7e]+:/.test(bytes.subarray(0, 200).toString('latin1'))) {
-    throw new VrError('MAIL_NO_HEADERS', 'the message does not start with a header field');
-  }
+/** The envelope and decoded content of a message, whichever parser produced it. */
+export interface MailCore {
+  messageId: string | null;
+  subject: string;
+  from: { name: string | null; addr: string | null };
+  replyTo: { name: string | null; addr: string | null };
+  date: Date | null;
+  inReplyTo: string | null;
+  references: string[];
+  listIds: string[];
+  /** Decoded first text/plain part ('' when none). */
+  text: string;
+  attachments: { contentType: string; content: Buffer }[];
+  /** Lowercased names of every top-level header field present. */
+  headerNames: Set<string>;
+  /** Unfolded raw values of a top-level header field (not RFC 2047 decoded). */
+  headerValues(name: string): string[];
+}
+
+/** The full MIME parse, through mailparser. */
+export async function mailparserCore(bytes: Buffer): Promise<MailCore> {
   let mail: MpMail;
   try {
     mail = await simpleParser(bytes, {
@@ -89,11 +101,38 @@ export async function parseMessage(bytes: Buffer): Promise<ParsedMessage> {
   } catch (err) {
     throw new VrError('MAIL_PARSE', `mailparser: ${(err as Error).message}`, { cause: err });
   }
-  const subject = (mail.subject ?? '').replace(/[\r\n]+[ \t]*/g, ' ');
-  const from = firstAddress(mail.from);
-  const replyTo = firstAddress(mail.replyTo);
   const refs = Array.isArray(mail.references) ? mail.references.join(' ') : (mail.references ?? '');
-  const text = typeof mail.text === 'string' ? mail.text : '';
+  return {
+    messageId: normaliseMsgId(typeof mail.messageId === 'string' ? mail.messageId : headerText(mail, 'message-id')[0]),
+    subject: (mail.subject ?? '').replace(/[\r\n]+[ \t]*/g, ' '),
+    from: firstAddress(mail.from),
+    replyTo: firstAddress(mail.replyTo),
+    date: mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : null,
+    inReplyTo: normaliseMsgId(mail.inReplyTo ?? headerText(mail, 'in-reply-to')[0]),
+    references: extractMsgIds(refs || headerText(mail, 'references').join(' ')),
+    listIds: headerText(mail, 'list-id').map((v) => normaliseMsgId(v) ?? v.replace(/\s+/g, ' ')),
+    text: typeof mail.text === 'string' ? mail.text : '',
+    attachments: mail.attachments.map((a) => ({ contentType: a.contentType, content: a.content })),
+    headerNames: new Set(mail.headerLines.map((h) => h.key)),
+    headerValues: (name) => headerText(mail, name.toLowerCase()),
+  };
+}
+
+/**
+ * Parses raw message bytes. Throws VrError('MAIL_PARSE' or 'MAIL_NO_HEADERS')
+ * when nothing sensible can be read; the caller records that on the stored
+ * raw message.
+ */
+export async function parseMessage(bytes: Buffer): Promise<ParsedMessage> {
+  if (!/^[\x21-\x39\x3b-\x7e]+:/.test(bytes.subarray(0, 200).toString('latin1'))) {
+    throw new VrError('MAIL_NO_HEADERS', 'the message does not start with a header field');
+  }
+  return fromCore(await mailparserCore(bytes));
+}
+
+/** Everything vfio-review derives from the envelope and the decoded text. */
+export function fromCore(mail: MailCore): ParsedMessage {
+  const { subject, from, replyTo, text } = mail;
   const subjectInfo = parseSubject(subject);
 
   let found = extractDiff(text);
@@ -121,19 +160,19 @@ export async function parseMessage(bytes: Buffer): Promise<ParsedMessage> {
   }
   // Footers written by git format-patch / b4 after the diff (or in a cover letter).
   const tail = found.diff ? found.after + '\n' + found.before : text;
-  const own = mail.headers.has(OWN_HEADER);
-  const noReview = headerText(mail, 'x-no-review').some((v) => /^(?:yes|true|1)$/i.test(v));
+  const own = mail.headerNames.has(OWN_HEADER);
+  const noReview = mail.headerValues('x-no-review').some((v) => /^(?:yes|true|1)$/i.test(v));
 
   return {
-    messageId: normaliseMsgId(typeof mail.messageId === 'string' ? mail.messageId : headerText(mail, 'message-id')[0]),
+    messageId: mail.messageId,
     subject,
     fromName: from.name,
     fromAddr: from.addr,
     replyToAddr: replyTo.addr,
-    date: mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : null,
-    inReplyTo: normaliseMsgId(mail.inReplyTo ?? headerText(mail, 'in-reply-to')[0]),
-    references: extractMsgIds(refs || headerText(mail, 'references').join(' ')),
-    listIds: headerText(mail, 'list-id').map((v) => normaliseMsgId(v) ?? v.replace(/\s+/g, ' ')),
+    date: mail.date,
+    inReplyTo: mail.inReplyTo,
+    references: mail.references,
+    listIds: mail.listIds,
     subjectInfo,
     text,
     diff: found.diff,
