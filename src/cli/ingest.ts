@@ -45,7 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     if (values.imap) {
       const { ImapSource } = await import('../ingest/imap-source.js');
       if (!config.imap) throw new VrError('CONFIG_INVALID', 'no imap section in the configuration');
-      const src = new ImapSource(config.imap);
+      const src = new ImapSource(db, config.imap);
       try {
         await src.syncOnce(ing);
       } finally {
