@@ -7,6 +7,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   ingest: { summary: 'read mail from an mbox, a Maildir or IMAP into the store', load: async () => (await import('./ingest.js')).run },
   series: { summary: 'list series versions (--json)', load: async () => (await import('./series.js')).run },
   stats: { summary: 'counts of messages, threads, series, patches, parse errors', load: async () => (await import('./stats.js')).run },
+  demo: { summary: 'run the pipeline on the bundled example (npm start)', load: async () => (await import('./demo.js')).run },
   bench: { summary: 'benchmarks side by side with peer tools (ingest)', load: async () => (await import('./bench.js')).run },
   show: { summary: 'a message, its thread and its series', load: async () => (await import('./show.js')).run },
 };
