@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseCli } from './args.js';
 import { Progress } from './progress.js';
@@ -29,10 +28,9 @@ export async function run(argv: string[]): Promise<number> {
     const progress = new Progress('ingest');
     for (const file of mboxes) {
       const id = ing.sourceId('mbox', resolve(file));
-      const size = statSync(file).size;
       for await (const m of readMbox(file)) {
         await ing.add(id, m.bytes, m.locator);
-        progress.tick(ing.counts.seen, undefined, `${file} (${(size / 1e6).toFixed(0)} MB file)`);
+        progress.tick(ing.counts.seen, undefined, file);
       }
     }
     for (const dir of maildirs) {
