@@ -4,6 +4,7 @@ import { extractDiff, splitCommitMessage } from './diff.js';
 import { extractMsgIds, normaliseMsgId } from './msgid.js';
 import { parseSubject, type ParsedSubject } from './subject.js';
 import { parseTrailers, type Trailer } from './trailers.js';
+import { fastCore } from './fast-core.js';
 
 /** What vfio-review keeps of one parsed message. Plain data. */
 export interface ParsedMessage {
@@ -127,7 +128,8 @@ export async function parseMessage(bytes: Buffer): Promise<ParsedMessage> {
   if (!/^[\x21-\x39\x3b-\x7e]+:/.test(bytes.subarray(0, 200).toString('latin1'))) {
     throw new VrError('MAIL_NO_HEADERS', 'the message does not start with a header field');
   }
-  return fromCore(await mailparserCore(bytes));
+  // Single-part text/plain (98% of list mail) takes the fast path; everything else, full mailparser.
+  return fromCore(fastCore(bytes) ?? (await mailparserCore(bytes)));
 }
 
 /** Everything vfio-review derives from the envelope and the decoded text. */
