@@ -43,6 +43,20 @@ function sameMessage(a: { subject: string | null; date_unix: number | null }, p:
   return Math.abs(a.date_unix - date) <= 36 * 3600;
 }
 
+/** Lines that can carry a trailer a reviewer gives, or a link to an earlier version. */
+const TRAILER_OR_LINK = /^[ \t]*(?:[A-Za-z-]+-by|Fixes|Cc|Link to v\d+):|https?:\/\/lore\.kernel\.org\//im;
+
+/**
+ * The decoded text kept beside the raw bytes: covers always (lineage links, the
+ * series page), replies only when they may carry a trailer. The raw message is
+ * always there to re-derive the rest.
+ */
+function keepText(kind: string, text: string): string | null {
+  if (kind === 'patch') return null;
+  if (kind !== 'cover' && !TRAILER_OR_LINK.test(text)) return null;
+  return text.slice(0, 256 * 1024);
+}
+
 /**
  * Turns raw mail into stored messages. The raw bytes are written before the
  * parse is attempted, a parse failure is recorded on the message row, and
@@ -195,7 +209,7 @@ export class Ingestor {
         kind, s.title, json(s.prefixes), s.version, s.versionStated ? 1 : 0, s.counter, s.total,
         s.counterStated ? 1 : 0, s.rfc ? 1 : 0, s.resend ? 1 : 0, hasDiff ? 1 : 0, p.diff, p.commitMessage,
         json(p.touchedPaths), p.baseCommit, p.changeId, json(p.prereqPatchIds), json(p.basedOn),
-        p.noProcess ? 1 : 0, kind === 'reply' || kind === 'cover' || kind === 'other' ? p.text.slice(0, 256 * 1024) : null,
+        p.noProcess ? 1 : 0, keepText(kind, p.text),
         p.bodyAuthor?.name ?? null, p.bodyAuthor?.addr ?? null, now,
       ).lastInsertRowid,
     );

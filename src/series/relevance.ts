@@ -43,9 +43,16 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}${glob.endsWith('/') ? '' : '$'}`);
 }
 
+const matchers = new WeakMap<string[], (path: string) => boolean>();
+
 export function pathMatcher(patterns: string[]): (path: string) => boolean {
-  const res = patterns.map(globToRegExp);
-  return (p) => res.some((r) => r.test(p));
+  let m = matchers.get(patterns);
+  if (!m) {
+    const res = patterns.map(globToRegExp);
+    m = (p) => res.some((r) => r.test(p));
+    matchers.set(patterns, m);
+  }
+  return m;
 }
 
 /** Decides relevance and says why; `null` reason means not relevant. */
