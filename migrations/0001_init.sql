@@ -64,6 +64,7 @@ CREATE TABLE messages (
   ingested_at     TEXT NOT NULL
 );
 CREATE INDEX messages_message_id ON messages(message_id);
+CREATE INDEX messages_raw ON messages(raw_id);
 CREATE INDEX messages_kind ON messages(kind);
 
 -- Every copy of a message and where it came from (list, mailbox, file offset, UID).

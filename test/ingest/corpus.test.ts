@@ -48,7 +48,9 @@ describe.skipIf(!HAS_CORPUS)('real list archives (needs ../shared/corpus)', () =
       .pluck()
       .get() as number;
     expect(both).toBeGreaterThan(1000);
-    expect(sums['iommu-list-2019-2022.mbox.gz']!.newCopy).toBe(both);
+    // Identical bytes (a duplicate) or a list copy with its own headers and footer (a new copy).
+    const second = sums['iommu-list-2019-2022.mbox.gz']!;
+    expect(second.newCopy + second.duplicate).toBe(both);
   });
 
   it('keeps resends that reused a Message-ID as messages of their own', () => {
