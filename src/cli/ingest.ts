@@ -28,17 +28,11 @@ export async function run(argv: string[]): Promise<number> {
     const progress = new Progress('ingest');
     for (const file of mboxes) {
       const id = ing.sourceId('mbox', resolve(file));
-      for await (const m of readMbox(file)) {
-        await ing.add(id, m.bytes, m.locator);
-        progress.tick(ing.counts.seen, undefined, file);
-      }
+      await ing.addStream(id, readMbox(file), () => progress.tick(ing.counts.seen, undefined, file));
     }
     for (const dir of maildirs) {
       const id = ing.sourceId('maildir', resolve(dir));
-      for await (const m of readMaildir(dir)) {
-        await ing.add(id, m.bytes, m.locator);
-        progress.tick(ing.counts.seen, undefined, dir);
-      }
+      await ing.addStream(id, readMaildir(dir), () => progress.tick(ing.counts.seen, undefined, dir));
     }
     if (values.imap) {
       const { ImapSource } = await import('../ingest/imap-source.js');

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import { nowIso } from '../store/db.js';
 import { reasonOf } from '../errors.js';
-import { parseMessage, type ParsedMessage } from '../mail/parse.js';
+import type { ParsedMessage } from '../mail/parse.js';
+import { ParsePool, parseInline, type ParseOutcome } from './parse-pool.js';
 import { rebuildThreads } from '../series/threads.js';
 import { rebuildSeries, type SeriesRebuildSummary } from '../series/assemble.js';
 import { defaultRelevance, type Relevance } from '../series/relevance.js';
@@ -26,6 +27,18 @@ export interface IngestCounts {
 
 export interface IngestSummary extends IngestCounts, SeriesRebuildSummary {
   threads: number;
+}
+
+/** Messages in flight between reading and recording in addStream. */
+const PIPELINE_DEPTH = 256;
+
+interface Staged {
+  sourceId: number;
+  rawId: number;
+  sha: string;
+  locator: string;
+  /** A message already stored for these exact bytes. */
+  known: number | undefined;
 }
 
 export interface IngestorOptions {
@@ -122,35 +135,66 @@ export class Ingestor {
 
   /** Stores one raw message, then parses it. Never throws for bad mail: failures are recorded. */
   async add(sourceId: number, bytes: Buffer, locator: string): Promise<AddResult> {
+    const staged = this.stage(sourceId, bytes, locator);
+    const outcome = staged.known === undefined ? await parseInline(bytes) : null;
+    return this.complete(staged, bytes, outcome);
+  }
+
+  /**
+   * Ingests a stream of messages, parsing on worker threads while this thread
+   * stores: raw rows are written as messages are read, message rows in input
+   * order as parses complete (so deduplication decides exactly as `add` would).
+   */
+  async addStream(sourceId: number, mails: AsyncIterable<{ bytes: Buffer; locator: string }>, onEach?: () => void): Promise<void> {
+    const pool = new ParsePool();
+    const window: { staged: Staged; bytes: Buffer; outcome: Promise<ParseOutcome> | null }[] = [];
+    const drainOne = async (): Promise<void> => {
+      const head = window.shift()!;
+      this.complete(head.staged, head.bytes, head.outcome ? await head.outcome : null);
+      onEach?.();
+    };
+    try {
+      for await (const m of mails) {
+        const staged = this.stage(sourceId, m.bytes, m.locator);
+        window.push({ staged, bytes: m.bytes, outcome: staged.known === undefined ? pool.parse(m.bytes) : null });
+        if (window.length >= PIPELINE_DEPTH) await drainOne();
+      }
+      while (window.length) await drainOne();
+    } finally {
+      await pool.close();
+    }
+  }
+
+  /** Hashes and stores the raw bytes (before any parse); notes a message already known for them. */
+  private stage(sourceId: number, bytes: Buffer, locator: string): Staged {
     this.counts.seen++;
     const sha = createHash('sha256').update(bytes).digest('hex');
-    const now = nowIso();
     this.begin();
     let rawId = this.st.rawGet.get(sha) as number | undefined;
-    if (rawId === undefined) {
-      rawId = Number(this.st.rawIns.run(sha, bytes, bytes.length, now).lastInsertRowid);
-    } else {
-      const known = this.st.msgByRaw.get(rawId) as number | undefined;
-      if (known !== undefined) {
-        this.st.srcIns.run(known, sourceId, rawId, locator, null, now);
-        this.counts.duplicate++;
-        this.tick();
-        return { messageRowId: known, outcome: 'duplicate' };
-      }
-    }
-    // The raw row is written before the parse and in the same transaction as the source's cursor
-    // (IMAP) or offset (mbox): a crash in the parser loses neither, and a rerun picks the message up.
-    let parsed: ParsedMessage;
-    try {
-      parsed = await parseMessage(bytes);
-    } catch (err) {
-      return this.recordFailure(sourceId, rawId, sha, locator, bytes, reasonOf(err));
-    }
+    let known: number | undefined;
+    if (rawId === undefined) rawId = Number(this.st.rawIns.run(sha, bytes, bytes.length, nowIso()).lastInsertRowid);
+    else known = this.st.msgByRaw.get(rawId) as number | undefined;
+    return { sourceId, rawId, sha, locator, known };
+  }
+
+  /** Records the message for staged raw bytes, given the parse outcome (null: not parsed, known bytes). */
+  private complete(s: Staged, bytes: Buffer, outcome: ParseOutcome | null): AddResult {
     this.begin();
+    const now = nowIso();
+    // Bytes seen before (possibly earlier in this very stream): another copy of that message.
+    const known = s.known ?? (this.st.msgByRaw.get(s.rawId) as number | undefined);
+    if (known !== undefined) {
+      this.st.srcIns.run(known, s.sourceId, s.rawId, s.locator, null, now);
+      this.counts.duplicate++;
+      this.tick();
+      return { messageRowId: known, outcome: 'duplicate' };
+    }
+    if (!outcome) outcome = { ok: false, reason: 'internal: known bytes without a message' };
+    if (!outcome.ok) return this.recordFailure(s.sourceId, s.rawId, s.sha, s.locator, bytes, outcome.reason);
     try {
-      return this.recordParsed(sourceId, rawId, sha, locator, parsed, now);
+      return this.recordParsed(s.sourceId, s.rawId, s.sha, s.locator, outcome.parsed, now);
     } catch (err) {
-      return this.recordFailure(sourceId, rawId, sha, locator, bytes, reasonOf(err));
+      return this.recordFailure(s.sourceId, s.rawId, s.sha, s.locator, bytes, reasonOf(err));
     }
   }
 
