@@ -9,6 +9,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   stats: { summary: 'counts of messages, threads, series, patches, parse errors', load: async () => (await import('./stats.js')).run },
   demo: { summary: 'run the pipeline on the bundled example (npm start)', load: async () => (await import('./demo.js')).run },
   bench: { summary: 'benchmarks side by side with peer tools (ingest)', load: async () => (await import('./bench.js')).run },
+  check: { summary: 'apply and review every relevant series in an mbox (--json)', load: async () => (await import('./check.js')).run },
+  rerun: { summary: 're-check the series a Message-ID belongs to', load: async () => (await import('./rerun.js')).run },
+  tree: { summary: 'tree init --from-debian linux-source-6.1 DIR', load: async () => (await import('./tree.js')).run },
   show: { summary: 'a message, its thread and its series', load: async () => (await import('./show.js')).run },
 };
 

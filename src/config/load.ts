@@ -3,12 +3,34 @@ import { VrError } from '../errors.js';
 import { DEFAULT_DB_PATH } from '../store/db.js';
 import { defaultRelevance, type Relevance } from '../series/relevance.js';
 import type { ImapSourceConfig } from '../ingest/imap-source.js';
+import type { BaseMap, BaseMapRule } from '../apply/base.js';
+
+/** Where series are applied: a kernel git tree and the map from series traits to base refs. */
+export interface ApplyConfig {
+  readonly tree: string | null;
+  readonly baseMap: BaseMap;
+}
+
+/** vfio and iommu series go to their maintainers' next branches first, when the tree has them. */
+export function defaultBaseMap(): BaseMap {
+  return {
+    rules: [
+      { prefix: 'vfio', refs: ['vfio/next'] },
+      { path: 'drivers/vfio/**', refs: ['vfio/next'] },
+      { prefix: 'iommu', refs: ['iommu/next'] },
+      { prefix: 'iommufd', refs: ['iommufd/for-next'] },
+      { path: 'drivers/iommu/**', refs: ['iommu/next'] },
+    ],
+    default: 'HEAD',
+  };
+}
 
 /** The whole configuration, parsed once and frozen. Secrets come from the environment. */
 export interface Config {
   readonly db: string;
   readonly relevance: Relevance;
   readonly imap: ImapSourceConfig | null;
+  readonly apply: ApplyConfig;
 }
 
 interface FileShape {
@@ -18,6 +40,7 @@ interface FileShape {
     host?: unknown; port?: unknown; secure?: unknown; user?: unknown; mailboxes?: unknown;
     pollIntervalMs?: unknown; tlsRejectUnauthorized?: unknown;
   };
+  apply?: { tree?: unknown; default?: unknown; rules?: unknown };
 }
 
 function strings(v: unknown, what: string): string[] {
@@ -29,7 +52,7 @@ function strings(v: unknown, what: string): string[] {
 
 /**
  * defaults -> file (JSON) -> environment. Environment variables:
- * VFIO_REVIEW_DB, VFIO_REVIEW_IMAP_PASS (the IMAP password; never in the file).
+ * VFIO_REVIEW_DB, VFIO_REVIEW_TREE, VFIO_REVIEW_IMAP_PASS (the IMAP password; never in the file).
  */
 export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Config {
   const env = opts.env ?? process.env;
@@ -63,6 +86,27 @@ export function loadConfig(opts: { file?: string | undefined; env?: NodeJS.Proce
       ...(typeof i.tlsRejectUnauthorized === 'boolean' ? { tlsRejectUnauthorized: i.tlsRejectUnauthorized } : {}),
     };
   }
+  const baseMap = defaultBaseMap();
+  const a = file.apply ?? {};
+  if (a.default !== undefined) {
+    if (typeof a.default !== 'string') throw new VrError('CONFIG_INVALID', 'apply.default must be a ref name');
+    baseMap.default = a.default;
+  }
+  if (a.rules !== undefined) {
+    if (!Array.isArray(a.rules)) throw new VrError('CONFIG_INVALID', 'apply.rules must be an array');
+    baseMap.rules = a.rules.map((r: unknown, i: number): BaseMapRule => {
+      const o = r as Record<string, unknown>;
+      const refs = strings(o.refs, `apply.rules[${i}].refs`);
+      const out: BaseMapRule = { refs };
+      for (const k of ['list', 'prefix', 'path'] as const) {
+        if (o[k] === undefined) continue;
+        if (typeof o[k] !== 'string') throw new VrError('CONFIG_INVALID', `apply.rules[${i}].${k} must be a string`);
+        out[k] = o[k] as string;
+      }
+      return out;
+    });
+  }
+  const tree = env.VFIO_REVIEW_TREE ?? (typeof a.tree === 'string' ? a.tree : null);
   const db = env.VFIO_REVIEW_DB ?? (typeof file.db === 'string' ? file.db : DEFAULT_DB_PATH);
-  return Object.freeze({ db, relevance: Object.freeze(rel), imap });
+  return Object.freeze({ db, relevance: Object.freeze(rel), imap, apply: Object.freeze({ tree, baseMap }) });
 }

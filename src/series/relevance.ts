@@ -67,11 +67,24 @@ export function relevanceOf(
   const pre = input.prefixes.find((p) => words.has(p.toLowerCase()));
   if (pre) return { relevant: true, why: `subject prefix [${pre}]` };
   for (const t of input.titles) {
-    // "vfio/pci: ...", "iommu/vt-d: ...", "s390/vfio-ap: ..." : the subsystem part before the colon.
-    const subsys = /^(?<s>[\w./,-]+):\s/.exec(t)?.groups?.s;
-    if (!subsys) continue;
-    const w = subsys.toLowerCase().split(/[/,]/).find((x) => words.has(x));
-    if (w) return { relevant: true, why: `subject "${subsys}:"` };
+    // "vfio/pci: ...", "iommu/vt-d: ...", "s390/vfio-ap: ...", "docs: vfio: ...": the leading subsystem tags.
+    for (const subsys of leadingTags(t)) {
+      const w = subsys.toLowerCase().split(/[/,]/).find((x) => words.has(x));
+      if (w) return { relevant: true, why: `subject "${subsys}:"` };
+    }
   }
   return { relevant: false, why: null };
+}
+
+/** Up to three leading "tag:" segments of a title ("docs: vfio: Add x" gives docs, vfio). */
+function leadingTags(title: string): string[] {
+  const out: string[] = [];
+  let rest = title;
+  for (let i = 0; i < 3; i++) {
+    const m = /^(?<tag>[\w./,-]+):\s+/.exec(rest);
+    if (!m?.groups) break;
+    out.push(m.groups.tag!);
+    rest = rest.slice(m[0].length);
+  }
+  return out;
 }

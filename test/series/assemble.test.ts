@@ -170,10 +170,12 @@ describe('series assembly', () => {
       patch('g1@x', '[PATCH] drm/i915: unrelated', { body: patchBody('drivers/gpu/drm/i915/i915_drv.c') }),
       patch('g2@x', '[PATCH vfio] misc: prefix says so', { body: patchBody('drivers/misc/x.c') }),
       patch('g3@x', '[PATCH] vfio/pci: title says so', { body: patchBody('Documentation/x.rst') }),
+      patch('g4@x', '[PATCH] docs: vfio: second tag says so', { body: patchBody('Documentation/driver-api/vfio.rst') }),
+      patch('g5@x', '[PATCH] docs: fix a typo in the vfio chapter', { body: patchBody('Documentation/x.rst') }),
     );
     const all = series();
-    expect(all.map((s) => [s.patches[0], s.relevant])).toEqual([['g1@x', false], ['g2@x', true], ['g3@x', true]]);
-    expect(listSeries(db).map((s) => s.patches[0])).toEqual(['g2@x', 'g3@x']);
+    expect(all.map((s) => [s.patches[0], s.relevant])).toEqual([['g1@x', false], ['g2@x', true], ['g3@x', true], ['g4@x', true], ['g5@x', false]]);
+    expect(listSeries(db).map((s) => s.patches[0])).toEqual(['g2@x', 'g3@x', 'g4@x']);
   });
 
   it('keeps series ids when a late cover letter regroups the patches', async () => {

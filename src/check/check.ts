@@ -1,0 +1,84 @@
+import type { Db } from '../store/db.js';
+import { nowIso } from '../store/db.js';
+import { applySeries } from '../apply/apply.js';
+import { selectCandidates, type BaseMap } from '../apply/base.js';
+import type { ApplyResult } from '../apply/types.js';
+import { listSeries } from '../series/query.js';
+import { seriesApplyInputs } from './inputs.js';
+import { reasonOf } from '../errors.js';
+
+export type Category =
+  | 'lock-order' | 'race-toctou' | 'lifetime-uaf' | 'lockless-access' | 'init-order'
+  | 'uapi-abi' | 'errno-contract' | 'refcount' | 'robustness' | 'style';
+
+/** One finding, as `check --json` prints it. Stable shape. */
+export interface Finding {
+  rule: string;
+  severity: 'error' | 'warning' | 'info';
+  category: Category;
+  /** Message-ID of the patch the finding belongs to. */
+  patch: string;
+  file: string;
+  line: number;
+  function: string | null;
+  message: string;
+  trace?: string;
+}
+
+/** One element of `check --json`: one series version. */
+export interface CheckReport {
+  series: { id: number; subject: string; version: number; cover: string | null; patches: (string | null)[]; complete: boolean };
+  apply: {
+    status: ApplyResult['status'] | 'error';
+    base: ApplyResult['base'];
+    attempts: ApplyResult['attempts'];
+    label: string;
+    failedPatch?: number;
+    detail?: string;
+  };
+  findings: Finding[];
+}
+
+export interface CheckOptions {
+  tree: string;
+  baseMap: BaseMap;
+  trigger: 'check' | 'rerun' | 'daemon';
+}
+
+/** Applies one series version, records the check, and returns its report. Never throws for bad patches. */
+export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions): Promise<CheckReport> {
+  const view = listSeries(db, { all: true, ids: [seriesId] })[0];
+  if (!view) throw new Error(`no series ${seriesId}`);
+  const started = nowIso();
+  let result: ApplyResult | null = null;
+  let error: string | null = null;
+  try {
+    const { patches, candidates } = seriesApplyInputs(db, seriesId);
+    result = await applySeries({ tree: opts.tree, patches, candidates: selectCandidates(candidates, opts.baseMap) });
+  } catch (err) {
+    // A broken tree or git, not a bad patch: recorded so the series is not silently skipped.
+    error = reasonOf(err);
+  }
+  const failed = result?.patches.find((p) => p.status === 'failed' || p.status === 'rejected');
+  const report: CheckReport = {
+    series: { id: view.id, subject: view.subject, version: view.version, cover: view.cover, patches: view.patches, complete: view.complete },
+    apply: {
+      status: result?.status ?? 'error',
+      base: result?.base ?? null,
+      attempts: result?.attempts ?? [],
+      label: result?.label ?? `not checked: ${error}`,
+      ...(failed ? { failedPatch: failed.index } : {}),
+      ...(failed?.detail || error ? { detail: failed?.detail ?? error! } : {}),
+    },
+    findings: [],
+  };
+  db.prepare(
+    `INSERT INTO checks (series_id, trigger, tree, status, base_ref, base_commit, head_commit, label, complete,
+       apply_json, findings_json, error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    seriesId, opts.trigger, opts.tree, report.apply.status, result?.base?.ref ?? null, result?.base?.commit ?? null,
+    result?.head ?? null, report.apply.label, view.complete ? 1 : 0, JSON.stringify(result ?? null),
+    JSON.stringify(report.findings), error, started, nowIso(),
+  );
+  return report;
+}
