@@ -14,6 +14,9 @@ export const ERROR_CODES = {
   IMAP_MAILBOX: 'the IMAP mailbox could not be opened',
   IMAP_UIDVALIDITY: 'the IMAP mailbox UIDVALIDITY changed; resyncing',
   IMAP_FETCH: 'an IMAP fetch failed',
+  APPLY_TREE: 'the tree is not a usable git repository',
+  APPLY_GIT: 'git failed at something other than applying a patch',
+  TREE_INIT: 'the kernel tree could not be provisioned',
   NOT_FOUND: 'no such object',
   USAGE: 'the command line is invalid',
 } as const;
