@@ -6,6 +6,10 @@ import type { ApplyResult } from '../apply/types.js';
 import { listSeries } from '../series/query.js';
 import { seriesApplyInputs } from './inputs.js';
 import { reasonOf } from '../errors.js';
+import { RULES } from '../rules/index.js';
+import { runRules } from '../rules/run.js';
+import { viewsFromApply } from '../rules/context.js';
+import type { Confidence } from '../rules/types.js';
 
 export type Category =
   | 'lock-order' | 'race-toctou' | 'lifetime-uaf' | 'lockless-access' | 'init-order'
@@ -23,6 +27,10 @@ export interface Finding {
   function: string | null;
   message: string;
   trace?: string;
+  /** How often this rule is right on real code. */
+  confidence?: Confidence;
+  evidence?: string[];
+  suggestion?: string | null;
 }
 
 /** One element of `check --json`: one series version. */
@@ -72,6 +80,13 @@ export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions):
     },
     findings: [],
   };
+  if (result && result.status !== 'rejected') {
+    try {
+      report.findings = await runRules(RULES, await viewsFromApply(opts.tree, result));
+    } catch (err) {
+      error = reasonOf(err);
+    }
+  }
   db.prepare(
     `INSERT INTO checks (series_id, trigger, tree, status, base_ref, base_commit, head_commit, label, complete,
        apply_json, findings_json, error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
