@@ -10,6 +10,7 @@ import { RULES } from '../rules/index.js';
 import { runRules } from '../rules/run.js';
 import { viewsFromApply } from '../rules/context.js';
 import type { Confidence } from '../rules/types.js';
+import { runCheckpatch } from './checkpatch.js';
 
 export type Category =
   | 'lock-order' | 'race-toctou' | 'lifetime-uaf' | 'lockless-access' | 'init-order'
@@ -51,6 +52,8 @@ export interface CheckOptions {
   tree: string;
   baseMap: BaseMap;
   trigger: 'check' | 'rerun' | 'daemon';
+  /** Run the base tree's scripts/checkpatch.pl too (default: when the tree has one). */
+  checkpatch?: boolean;
 }
 
 /** Applies one series version, records the check, and returns its report. Never throws for bad patches. */
@@ -60,9 +63,10 @@ export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions):
   const started = nowIso();
   let result: ApplyResult | null = null;
   let error: string | null = null;
+  let inputs: ReturnType<typeof seriesApplyInputs> | null = null;
   try {
-    const { patches, candidates } = seriesApplyInputs(db, seriesId);
-    result = await applySeries({ tree: opts.tree, patches, candidates: selectCandidates(candidates, opts.baseMap) });
+    inputs = seriesApplyInputs(db, seriesId);
+    result = await applySeries({ tree: opts.tree, patches: inputs.patches, candidates: selectCandidates(inputs.candidates, opts.baseMap) });
   } catch (err) {
     // A broken tree or git, not a bad patch: recorded so the series is not silently skipped.
     error = reasonOf(err);
@@ -82,7 +86,11 @@ export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions):
   };
   if (result && result.status !== 'rejected') {
     try {
-      report.findings = await runRules(RULES, await viewsFromApply(opts.tree, result));
+      const views = await viewsFromApply(opts.tree, result);
+      report.findings = await runRules(RULES, views);
+      if (opts.checkpatch !== false && result.base && inputs) {
+        report.findings.push(...(await runCheckpatch(opts.tree, result.base.commit, inputs.patches, views)));
+      }
     } catch (err) {
       error = reasonOf(err);
     }
