@@ -9,6 +9,8 @@ const PROBES: Record<string, string> = {
   'public-inbox': '/usr/bin/public-inbox-index',
   chromium: '/usr/bin/chromium',
   'linux-source-6.1': '/usr/src/linux-source-6.1.tar.xz',
+  'xz-utils': '/usr/bin/xz',
+  perl: '/usr/bin/perl',
 };
 
 import { existsSync } from 'node:fs';
