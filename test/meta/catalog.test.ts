@@ -23,7 +23,7 @@ describe('rule catalogue', () => {
     });
   }
   it('every rule file under src/rules is registered', () => {
-    const files = readdirSync(`${ROOT}src/rules`).filter((f) => f.endsWith('.ts') && !['index.ts', 'types.ts', 'run.ts', 'context.ts', 'linediff.ts', 'util.ts'].includes(f));
+    const files = readdirSync(`${ROOT}src/rules`).filter((f) => f.endsWith('.ts') && !['index.ts', 'types.ts', 'run.ts', 'context.ts', 'linediff.ts', 'util.ts', 'uapi-model.ts'].includes(f));
     expect(files.map((f) => f.replace(/\.ts$/, '')).sort()).toEqual(RULES.map((r) => r.id));
   });
 });
