@@ -1,0 +1,189 @@
+/**
+ * Building a {@link TreeModel} for a set of files of one tree (the base or the patched commit).
+ * The model covers the touched files plus what they reach, bounded: the headers they include that
+ * exist in the tree, and sibling files (same directory) that define their callees or bind the ops
+ * members they call. We rejected indexing the whole tree per series: parsing all of drivers/ and
+ * include/ takes minutes, and the review must take under a second.
+ */
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { lockApi } from './apis.js';
+import { modelFile, type FileModel } from './declarations.js';
+import { buildTypeEnv } from './locks.js';
+import type { TreeModel } from './model.js';
+import { loadParser } from './parse.js';
+import { computeSummaries } from './summaries.js';
+
+/** Where file contents come from: a work tree, or git objects of one commit. */
+export interface SourceReader {
+  /** The file's text, or null when the tree has no such file. Paths are tree-relative with `/`. */
+  readFile(path: string): string | null;
+  /** Entries (names, not paths) of a directory; optional, enables sibling lookup. */
+  list?(dir: string): string[];
+}
+
+/** Reuses file models across builds (base and patched trees share most files). */
+export interface ModelCache {
+  files: Map<string, FileModel>;
+}
+
+/** Bounds and reuse for {@link buildModel}. */
+export interface BuildOptions {
+  /** Most headers to pull in (default 48). */
+  maxHeaders?: number;
+  /** Most sibling files to pull in for callees and ops bindings (default 24). */
+  maxSiblings?: number;
+  /** Local ("...") includes are followed this deep (default 2); system <...> ones one level. */
+  includeDepth?: number;
+  cache?: ModelCache;
+  /** Summary fixpoint rounds (default 6). */
+  maxRounds?: number;
+}
+
+/** A fresh cache for {@link BuildOptions.cache}. */
+export function createModelCache(): ModelCache {
+  return { files: new Map() };
+}
+
+function load(source: SourceReader, path: string, cache: ModelCache | undefined): FileModel | null {
+  const text = source.readFile(path);
+  if (text === null) return null;
+  const key = `${path}\0${createHash('sha1').update(text).digest('hex')}`;
+  const hit = cache?.files.get(key);
+  if (hit) return hit;
+  const m = modelFile(text, path);
+  cache?.files.set(key, m);
+  return m;
+}
+
+/** Candidate tree paths for an include, most likely first. */
+function includeCandidates(from: string, inc: { path: string; system: boolean }, arch: string): string[] {
+  const local = posix.normalize(posix.join(posix.dirname(from), inc.path));
+  const sys = [`include/${inc.path}`, `include/uapi/${inc.path}`, `arch/${arch}/include/${inc.path}`, `arch/${arch}/include/uapi/${inc.path}`];
+  return inc.system ? sys : [local, ...sys];
+}
+
+const DEFINITION = (name: string): RegExp => new RegExp(String.raw`^[A-Za-z_][^;{}()=]*\b${name}\s*\([^;]*$`, 'm');
+
+/**
+ * Build the model of `files` in the tree `source` can read: parse them and what they reach, merge
+ * declarations into one type environment, bind ops members, and compute function summaries.
+ */
+export async function buildModel(source: SourceReader, files: string[], opts: BuildOptions = {}): Promise<TreeModel> {
+  await loadParser();
+  const maxHeaders = opts.maxHeaders ?? 48;
+  const maxSiblings = opts.maxSiblings ?? 24;
+  const depthLimit = opts.includeDepth ?? 2;
+  const arch = files.some((f) => /(?:^|\/)s390\//.test(f)) ? 's390' : 'x86';
+  const models = new Map<string, FileModel>();
+  const context: string[] = [];
+  const touched = files.filter((f) => {
+    const m = load(source, f, opts.cache);
+    if (m) models.set(f, m);
+    return m !== null;
+  });
+
+  // Headers, breadth first: system headers only from the touched files, local ones deeper.
+  let frontier = touched.map((f) => ({ path: f, depth: 0 }));
+  let headers = 0;
+  while (frontier.length && headers < maxHeaders) {
+    const next: typeof frontier = [];
+    for (const { path, depth } of frontier) {
+      for (const inc of models.get(path)?.includes ?? []) {
+        if (headers >= maxHeaders || depth >= depthLimit || (inc.system && depth > 0)) continue;
+        for (const cand of includeCandidates(path, inc, arch)) {
+          if (models.has(cand)) break;
+          const m = load(source, cand, opts.cache);
+          if (!m) continue;
+          models.set(cand, m);
+          context.push(cand);
+          headers++;
+          next.push({ path: cand, depth: depth + 1 });
+          break;
+        }
+      }
+    }
+    frontier = next;
+  }
+
+  // Sibling files defining missing callees or binding called ops members, two rounds so a binding
+  // found in one sibling (`.in_use = f`) can pull in the sibling defining `f`.
+  if (source.list) {
+    let siblings = 0;
+    const dirs = [...new Set(touched.map((f) => posix.dirname(f)))];
+    for (let round = 0; round < 2 && siblings < maxSiblings; round++) {
+      const defined = new Set<string>();
+      const bound = new Set<string>();
+      const wanted = new Set<string>();
+      const members = new Set<string>();
+      for (const m of models.values()) {
+        for (const f of m.functions) defined.add(f.name);
+        for (const o of m.ops) {
+          bound.add(o.member);
+          wanted.add(o.fn);
+        }
+      }
+      for (const f of touched) {
+        for (const fn of models.get(f)?.functions ?? []) {
+          for (const ev of fn.events) {
+            if (ev.kind !== 'call' || lockApi(ev.callee)) continue;
+            if (ev.indirect) members.add(ev.indirect.member);
+            else if (!lockApi(ev.callee) && /^[a-z_]\w*$/.test(ev.callee)) wanted.add(ev.callee);
+          }
+        }
+      }
+      const missing = [...wanted].filter((n) => !defined.has(n));
+      const unbound = [...members].filter((n) => !bound.has(n));
+      if (missing.length === 0 && unbound.length === 0) break;
+      // One alternation per kind keeps the scan to two passes per sibling file.
+      const tests = [
+        ...(missing.length ? [DEFINITION(`(?:${missing.join('|')})`)] : []),
+        ...(unbound.length ? [new RegExp(String.raw`\.(?:${unbound.join('|')})\s*=`)] : []),
+      ];
+      for (const dir of dirs) {
+        for (const name of source.list(dir).sort()) {
+          if (siblings >= maxSiblings) break;
+          if (!name.endsWith('.c')) continue;
+          const path = dir === '.' ? name : `${dir}/${name}`;
+          if (models.has(path)) continue;
+          const text = source.readFile(path);
+          if (text === null || !tests.some((t) => t.test(text))) continue;
+          const m = load(source, path, opts.cache);
+          if (!m) continue;
+          models.set(path, m);
+          context.push(path);
+          siblings++;
+        }
+      }
+    }
+  }
+
+  const model: TreeModel = {
+    files: models, functions: new Map(), env: buildTypeEnv(models.values()), ops: new Map(), summaries: new Map(), touched, context,
+  };
+  for (const m of models.values()) {
+    for (const fn of m.functions) {
+      const list = model.functions.get(fn.name) ?? [];
+      list.push(fn);
+      model.functions.set(fn.name, list);
+    }
+    for (const o of m.ops) {
+      const list = model.ops.get(o.member) ?? [];
+      list.push({ ...o, file: m.path });
+      model.ops.set(o.member, list);
+    }
+  }
+  // Assignments `ops->member = fn` bind a member as much as initialisers do.
+  for (const m of models.values()) {
+    for (const fn of m.functions) {
+      for (const ev of fn.events) {
+        if (ev.kind !== 'store' || !/^[A-Za-z_]\w*$/.test(ev.value) || !model.functions.has(ev.value)) continue;
+        const list = model.ops.get(ev.member) ?? [];
+        if (!list.some((b) => b.fn === ev.value)) list.push({ structType: null, variable: null, member: ev.member, fn: ev.value, line: ev.line, file: m.path });
+        model.ops.set(ev.member, list);
+      }
+    }
+  }
+  computeSummaries(model, opts.maxRounds);
+  return model;
+}
