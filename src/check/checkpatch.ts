@@ -37,7 +37,7 @@ export async function runCheckpatch(
         continue;
       }
       await mkdir(dirname(join(root, path)), { recursive: true });
-      await writeFile(join(root, path), r.stdout, 'latin1');
+      await writeFile(join(root, path), r.stdout, 'utf8');
     }
     const out: RuleFinding[] = [];
     for (const view of views) {

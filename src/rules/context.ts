@@ -1,4 +1,6 @@
-import { git, gitOk, makeWorkspace, type GitOptions } from '../apply/git.js';
+import { execFileSync } from 'node:child_process';
+import { gitOk, hermeticEnv, makeWorkspace, HARDENING_CONFIG, type GitOptions } from '../apply/git.js';
+import { buildModel, createModelCache, type ModelCache, type SourceReader, type TreeModel } from '../cmodel/index.js';
 import { parseDiff } from '../apply/safety.js';
 import type { ApplyResult, ParsedFile } from '../apply/types.js';
 import { lineDiff } from './linediff.js';
@@ -6,6 +8,26 @@ import type { ChangedFile, Report, RuleContext } from './types.js';
 
 /** One patch's view, before `report` is bound. */
 export type PatchView = Omit<RuleContext, 'report'>;
+
+/** One model cache per process run: the base files of consecutive patches are parsed once. */
+const sharedCache: ModelCache = createModelCache();
+
+const isC = (p: string): boolean => /\.[ch]$/.test(p);
+
+/** Lazily builds (once) the model of a patch's C files over a tree reader. */
+function lazyModel(files: ChangedFile[], side: 'before' | 'after', reader: SourceReader | null): () => Promise<TreeModel | null> {
+  let built: Promise<TreeModel | null> | null = null;
+  return () => {
+    if (!reader) return Promise.resolve(null);
+    const paths = files
+      .filter((f) => (side === 'before' ? f.status !== 'added' : f.status !== 'deleted'))
+      .map((f) => (side === 'before' ? (f.oldPath ?? f.path) : f.path))
+      .filter(isC);
+    if (paths.length === 0) return Promise.resolve(null);
+    built ??= buildModel(reader, paths, { cache: sharedCache });
+    return built;
+  };
+}
 
 /** Added/removed line sets and added text of one file diff (from hunks with exact line numbers). */
 export function changedFile(f: ParsedFile): ChangedFile {
@@ -38,6 +60,8 @@ export function changedFile(f: ParsedFile): ChangedFile {
 export function viewFromSources(
   patch: PatchView['patch'],
   files: Record<string, { before: string | null; after: string | null }>,
+  /** Unchanged files of the pretend tree (headers, siblings), the same before and after. */
+  tree?: Record<string, string>,
 ): PatchView {
   const changed: ChangedFile[] = [];
   for (const [path, v] of Object.entries(files)) {
@@ -54,26 +78,40 @@ export function viewFromSources(
       addedText,
     });
   }
+  const reader = (side: 'before' | 'after'): SourceReader => ({
+    readFile: (p) => files[p]?.[side] ?? tree?.[p] ?? null,
+    list: (dir) => [...new Set([...Object.keys(files), ...Object.keys(tree ?? {})])].filter((p) => p.startsWith(dir.endsWith('/') ? dir : `${dir}/`)),
+  });
   return {
     patch,
     applied: true,
     files: changed,
     before: (p) => files[p]?.before ?? null,
     after: (p) => files[p]?.after ?? null,
+    model: (() => {
+      const b = lazyModel(changed, 'before', reader('before'));
+      const a = lazyModel(changed, 'after', reader('after'));
+      return (side: 'before' | 'after') => (side === 'before' ? b() : a());
+    })(),
   };
 }
 
+/** Reads many blobs with one `git cat-file --batch`, as bytes (sizes are byte counts). */
 async function readBlobs(opts: GitOptions, specs: string[]): Promise<Map<string, string | null>> {
   const out = new Map<string, string | null>();
   if (specs.length === 0) return out;
-  // One cat-file for all of them; a missing object answers "<spec> missing".
-  const r = await git(['cat-file', '--batch'], { ...opts, input: specs.join('\n') + '\n', maxOutput: 512 * 1024 * 1024 });
-  const buf = Buffer.from(r.stdout, 'latin1');
+  const buf = execFileSync('git', [...HARDENING_CONFIG, '--git-dir', opts.gitDir!, 'cat-file', '--batch'], {
+    input: specs.join('\n') + '\n',
+    env: hermeticEnv(opts.home),
+    cwd: opts.cwd,
+    maxBuffer: 512 * 1024 * 1024,
+  });
   let pos = 0;
   for (const spec of specs) {
     const nl = buf.indexOf(0x0a, pos);
     const head = buf.subarray(pos, nl).toString('latin1');
     pos = nl + 1;
+    // A missing object answers "<spec> missing".
     const m = /^[0-9a-f]+ blob (\d+)$/.exec(head);
     if (!m) {
       out.set(spec, null);
@@ -101,12 +139,12 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
   if (!appliedAll) {
     result.patches.forEach((p, i) => {
       if (p.status === 'missing') return;
-      views.push({ patch: meta(i), applied: false, files: p.files.map(changedFile), before: () => null, after: () => null });
+      views.push({ patch: meta(i), applied: false, files: p.files.map(changedFile), before: () => null, after: () => null, model: async () => null });
     });
     return views;
   }
-  const ws = await makeWorkspace('vfio-review-rules-');
-  try {
+  const ws = await rulesWorkspace();
+  {
     const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
     const opts: GitOptions = { gitDir, workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
     let parent = result.base!.commit;
@@ -123,19 +161,67 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
       const blobs = await readBlobs(opts, specs);
       const before = new Map(files.map((f) => [f.path, f.oldPath ? (blobs.get(`${parent}:${f.oldPath}`) ?? null) : null]));
       const commit = p.commit;
+      const pre = parent;
+      const beforeModel = lazyModel(files, 'before', treeReader(gitDir, pre, ws.home));
+      const afterModel = lazyModel(files, 'after', treeReader(gitDir, commit, ws.home));
       views.push({
         patch: meta(i),
         applied: true,
         files,
         before: (path) => before.get(path) ?? null,
         after: (path) => blobs.get(`${commit}:${path}`) ?? null,
+        model: (side) => (side === 'before' ? beforeModel() : afterModel()),
       });
       parent = p.commit;
     }
     return views;
-  } finally {
-    await ws.dispose();
   }
+}
+
+let workspace: Promise<Awaited<ReturnType<typeof makeWorkspace>>> | null = null;
+/** One private HOME and empty work tree for the process: lazily built models read git after views are returned. */
+function rulesWorkspace(): ReturnType<typeof makeWorkspace> {
+  workspace ??= makeWorkspace('vfio-review-rules-').then((ws) => {
+    process.once('exit', () => {
+      try {
+        execFileSync('rm', ['-rf', ws.dir]);
+      } catch {
+        /* best effort at exit */
+      }
+    });
+    return ws;
+  });
+  return workspace;
+}
+
+/**
+ * A synchronous reader over one commit's objects (the C model reads files synchronously). Each
+ * read is one hermetic `git cat-file`; results are cached, and a model reads at most a few
+ * dozen files.
+ */
+function treeReader(gitDir: string, commit: string, home: string): SourceReader {
+  const cache = new Map<string, string | null>();
+  const env = hermeticEnv(home);
+  const gitSync = (args: string[]): string | null => {
+    try {
+      return execFileSync('git', [...HARDENING_CONFIG, '--git-dir', gitDir, ...args], {
+        env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'],
+      });
+    } catch {
+      return null;
+    }
+  };
+  return {
+    readFile(path) {
+      if (!cache.has(path)) cache.set(path, /^[\w./+-]+$/.test(path) && !path.includes('..') ? gitSync(['cat-file', 'blob', `${commit}:${path}`]) : null);
+      return cache.get(path)!;
+    },
+    list(dir) {
+      const d = dir.replace(/\/$/, '');
+      const out = gitSync(['ls-tree', '--name-only', `${commit}:${d}`]);
+      return out ? out.split('\n').filter(Boolean).map((n) => `${d}/${n}`) : [];
+    },
+  };
 }
 
 export type { Report };

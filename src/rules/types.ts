@@ -1,4 +1,5 @@
 import type { Category, Finding } from '../check/check.js';
+import type { TreeModel } from '../cmodel/index.js';
 
 export type Severity = Finding['severity'];
 /** How often a rule's finding is right on real code; shown in every reply. */
@@ -65,6 +66,12 @@ export interface RuleContext {
   before(path: string): string | null;
   /** The file after this patch (null when deleted or unknown). */
   after(path: string): string | null;
+  /**
+   * The C model of the .c/.h files this patch touches, and what they reach (headers, sibling files
+   * defining callees), before or after the patch. Built once per patch and shared by every rule; null
+   * when the side is unknown (the series did not apply) or the patch touches no C.
+   */
+  model(side: 'before' | 'after'): Promise<TreeModel | null>;
   report(r: Report): void;
 }
 
