@@ -11,6 +11,7 @@ import { runRules } from '../rules/run.js';
 import { viewsFromApply } from '../rules/context.js';
 import type { Confidence } from '../rules/types.js';
 import { runCheckpatch } from './checkpatch.js';
+import { trackConcerns } from '../report/concerns.js';
 
 export type Category =
   | 'lock-order' | 'race-toctou' | 'lifetime-uaf' | 'lockless-access' | 'init-order'
@@ -30,6 +31,8 @@ export interface Finding {
   trace?: string;
   /** How often this rule is right on real code. */
   confidence?: Confidence;
+  /** The evidence's normalised identity (lock classes, field, call) for concern fingerprints. */
+  key?: string;
   evidence?: string[];
   suggestion?: string | null;
 }
@@ -95,7 +98,7 @@ export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions):
       error = reasonOf(err);
     }
   }
-  db.prepare(
+  const ins = db.prepare(
     `INSERT INTO checks (series_id, trigger, tree, status, base_ref, base_commit, head_commit, label, complete,
        apply_json, findings_json, error, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
@@ -103,5 +106,8 @@ export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions):
     result?.head ?? null, report.apply.label, view.complete ? 1 : 0, JSON.stringify(result ?? null),
     JSON.stringify(report.findings), error, started, nowIso(),
   );
+  // Concerns move with every check (new / still open / resolved), so the dashboard and the next
+  // reply see the same state whether or not anything is posted.
+  trackConcerns(db, Number(ins.lastInsertRowid));
   return report;
 }
