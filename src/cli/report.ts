@@ -3,10 +3,23 @@ import { openDb } from '../store/db.js';
 import { loadConfig } from '../config/load.js';
 import { VrError } from '../errors.js';
 import { checkedSeries, makeSink, policyFromFile, runReport } from '../report/report.js';
+import { parseGithubConfig, type GithubSinkConfig } from '../report/sinks/github.js';
+import { readFileSync } from 'node:fs';
+
+/** The `github` section of the configuration file, when there is one. */
+function githubConfigFromFile(file: string | undefined): GithubSinkConfig | null {
+  if (!file) return null;
+  try {
+    return parseGithubConfig((JSON.parse(readFileSync(file, 'utf8')) as { github?: unknown }).github);
+  } catch (err) {
+    if (err instanceof VrError) throw err;
+    throw new VrError('CONFIG_INVALID', `${file}: ${(err as Error).message}`);
+  }
+}
 import { SINK_NAMES, type SinkName } from '../report/types.js';
 
 const USAGE =
-  'usage: vfio-review report [--series ID ... | --all] [--sink stdout|email|drafts] [--dry-run] [--db PATH] [--config FILE] [--json]';
+  'usage: vfio-review report [--series ID ... | --all] [--sink stdout|email|drafts|github] [--dry-run] [--db PATH] [--config FILE] [--json]';
 
 /**
  * `vfio-review report`: renders replies for checked series into the outbox and delivers what is due
@@ -25,14 +38,14 @@ export async function run(argv: string[]): Promise<number> {
   const config = loadConfig({ file: values.config });
   const policy = policyFromFile(values.config);
   const sinkName = (values.sink ?? policy.defaultSink) as SinkName;
-  if (!SINK_NAMES.includes(sinkName) || sinkName === 'github') throw new VrError('USAGE', `unknown sink '${sinkName}'\n${USAGE}`);
+  if (!SINK_NAMES.includes(sinkName)) throw new VrError('USAGE', `unknown sink '${sinkName}'\n${USAGE}`);
   const ids = values.series?.map((s) => {
     const n = Number(s);
     if (!Number.isInteger(n) || n <= 0) throw new VrError('USAGE', `--series takes a series id, not '${s}'`);
     return n;
   });
   const db = openDb(values.db ?? config.db);
-  const sink = makeSink(sinkName, policy);
+  const sink = makeSink(sinkName, policy, { github: { config: githubConfigFromFile(values.config), db } });
   try {
     const r = await runReport(db, { seriesIds: ids ?? checkedSeries(db, { all: values.all ?? false }), sink, policy, dryRun: values['dry-run'] ?? false });
     if (values.json) {

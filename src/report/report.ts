@@ -9,6 +9,7 @@ import { loadReportPolicy, type ReportPolicy } from './policy.js';
 import { draftsSink } from './sinks/drafts.js';
 import { emailSink } from './sinks/email.js';
 import { stdoutSink } from './sinks/stdout.js';
+import { GithubSink, type GithubSinkConfig } from './sinks/github.js';
 import type { OutboxRow, Sink, SinkName } from './types.js';
 
 /**
@@ -27,7 +28,11 @@ export function policyFromFile(file: string | undefined, env: NodeJS.ProcessEnv 
 }
 
 /** The sink named, built from the policy. GitHub is built by its own module and passed in. */
-export function makeSink(name: SinkName, policy: ReportPolicy, opts: { out?: NodeJS.WritableStream } = {}): Sink {
+export function makeSink(
+  name: SinkName,
+  policy: ReportPolicy,
+  opts: { out?: NodeJS.WritableStream; github?: { config: GithubSinkConfig | null; db: Db } } = {},
+): Sink {
   switch (name) {
     case 'stdout':
       return stdoutSink({ ...(opts.out ? { out: opts.out } : {}), dir: policy.filesDir });
@@ -38,7 +43,8 @@ export function makeSink(name: SinkName, policy: ReportPolicy, opts: { out?: Nod
       if (!policy.drafts) throw new VrError('CONFIG_INVALID', 'the drafts sink needs report.drafts in the configuration');
       return draftsSink(policy.drafts);
     case 'github':
-      throw new VrError('USAGE', 'the github sink is built from src/report/sinks/github.ts and passed to runReport');
+      if (!opts.github?.config) throw new VrError('CONFIG_INVALID', 'the github sink needs a github section in the configuration and VFIO_REVIEW_GITHUB_TOKEN');
+      return new GithubSink(opts.github.config, opts.github.db);
   }
 }
 
