@@ -1,8 +1,10 @@
-import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { refProblem, resolveCommit } from './base.js';
-import { ApplyError, git, gitOk, makeWorkspace, type GitOptions, type ProcResult, type Workspace } from './git.js';
+import { appliesOntoOwnLines, checkedPaths, movedHunks, parseApplyFailure, type FailureInfo } from './apply-output.js';
+import { refProblem } from './base.js';
+import { ApplyError, git, gitOk, makeWorkspace, type GitOptions, type Workspace } from './git.js';
+import { ObjectReader, Trees, type NewTree } from './objects.js';
 import { checkPatch, DEFAULT_LIMITS } from './safety.js';
+import { namedPaths, ScratchIndex } from './scratch.js';
 import type {
   ApplyMethod,
   ApplyRequest,
@@ -15,66 +17,20 @@ import type {
   SeriesStatus,
 } from './types.js';
 
-export { ApplyError };
+export { ApplyError, parseApplyFailure, type FailureInfo };
 
 /** The label of a series whose diff could not be applied anywhere. */
 export const NOT_APPLIED_LABEL = 'not applied; the diff alone was reviewed';
 
 const COMMITTER = { name: 'vfio-review', email: 'vfio-review@localhost' };
 
+type Present = { index: number; patch: PatchInput; files: ParsedFile[] }[];
+
 interface Ctx {
   ws: Workspace;
   opts: GitOptions;
-  present: { index: number; patch: PatchInput; files: ParsedFile[] }[];
-}
-
-/** Where and why a patch did not apply, from `git apply -v` stderr. */
-export interface FailureInfo {
-  file?: string;
-  hunk?: string;
-  context?: string;
-  detail: string;
-}
-
-/**
- * Reads git apply's verbose errors: `error: while searching for:` + the preimage it could not
- * find, then `error: patch failed: <file>:<line>` where line is the hunk's old start, which
- * names the hunk. Other errors (`<file>: does not exist in index`, `corrupt patch at line N`)
- * give the file when there is one. Relies on LANG=C (set by hermeticEnv): git translates these.
- */
-export function parseApplyFailure(stderr: string, files: ParsedFile[]): FailureInfo {
-  const lines = stderr.split('\n');
-  const errors: string[] = [];
-  const info: FailureInfo = { detail: '' };
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (l === 'error: while searching for:') {
-      const ctx: string[] = [];
-      while (i + 1 < lines.length && !lines[i + 1]!.startsWith('error: ')) ctx.push(lines[++i]!);
-      // git prints the preimage (ending in a newline) and then its own newline.
-      if (ctx.length && ctx[ctx.length - 1] === '') ctx.pop();
-      info.context ??= ctx.join('\n');
-      continue;
-    }
-    if (!l.startsWith('error: ') && !l.startsWith('fatal: ')) continue;
-    errors.push(l.replace(/^(?:error|fatal): /, ''));
-    const pf = /^error: patch failed: (?<at>.*)$/.exec(l);
-    if (pf?.groups && info.file === undefined) {
-      const at = pf.groups.at!;
-      const colon = at.lastIndexOf(':');
-      const file = at.slice(0, colon);
-      const line = Number(at.slice(colon + 1));
-      info.file = file;
-      const f = files.find((x) => x.oldPath === file || x.newPath === file);
-      const h = f?.hunks.find((x) => x.oldStart === line) ?? f?.hunks.find((x) => x.newStart === line);
-      if (h) info.hunk = h.header;
-      continue;
-    }
-    const named = /^error: (?<file>[^:]+): (?:does not exist in index|already exists in index|does not match index|patch does not apply)/.exec(l);
-    if (named?.groups && info.file === undefined) info.file = named.groups.file!;
-  }
-  info.detail = errors.join('; ') || lines.find((l) => l.trim() !== '') || 'git apply failed without a message';
-  return info;
+  present: Present;
+  trees: Trees;
 }
 
 function ident(name: string, email: string): { name: string; email: string } {
@@ -111,47 +67,66 @@ async function commitPatch(ctx: Ctx, tree: string, parent: string, p: PatchInput
   });
 }
 
+type Applied = { tree: string; created: NewTree[] };
+
 type Outcome =
-  | { status: 'applied' | 'applied-with-fuzz'; method: ApplyMethod; reverseApplies?: true }
-  | { status: 'already-applied' }
+  | ({ status: 'applied' | 'applied-with-fuzz'; method: ApplyMethod; reverseApplies?: true } & Applied)
+  | { status: 'already-applied'; detail?: string }
   | { status: 'failed'; failure: FailureInfo };
 
+/** git's own words for a file/directory clash in the index, so the failure reads as it would with a full index. */
+const clash = (path: string): string => `error: '${path}' appears as both a file and as a directory\nerror: unable to add cache entry for ${path}\n`;
+
 /**
- * One patch onto the temp index, which holds `headTree`: plain apply; if that fails, a clean
- * reverse apply means it is already in; then a 3-way merge using the blobs named in its
- * `index` lines; then a fuzzy apply (one line of context, recounted hunks). The reverse check
- * runs before the 3-way merge because a 3-way merge of an already-applied change succeeds
- * as a no-op and would hide it.
+ * One patch onto `headTree`, through a {@link ScratchIndex} holding only the paths it names:
+ * plain apply; if that fails, a clean reverse apply means it is already in; then a 3-way
+ * merge using the blobs named in its `index` lines; then a fuzzy apply (one line of context,
+ * recounted hunks). The reverse check runs before the 3-way merge because a 3-way merge of an
+ * already-applied change succeeds as a no-op and would hide it.
  *
  * A plain apply that had to move a hunk (git says "Hunk #n succeeded at ... (offset k lines)")
  * is also checked in reverse against the tree before it: a merged patch that only adds lines
  * right after context that its own added lines end with applies forward a second time, one
- * block further down (three such mails in the 6.1.192 corpus). It stays 'applied' (that is what
- * git did) and is flagged `reverseApplies` so a reader can tell.
+ * block further down (three such mails in the 6.1.192 corpus). When every hunk matched forward
+ * where the reverse check found that hunk's own post-image, the patch is already applied;
+ * when both directions apply at unrelated places, it stays 'applied' (that is what git did)
+ * and is flagged `reverseApplies` so a reader can tell.
  */
-async function applyOne(ctx: Ctx, diff: string, files: ParsedFile[], headTree: string): Promise<Outcome> {
-  const apply = (extra: string[], opts: GitOptions = ctx.opts): Promise<ProcResult> =>
-    git(['apply', '--cached', ...extra], { ...opts, input: diff });
-  const index = ctx.opts.env!.GIT_INDEX_FILE!;
-  const pre = `${index}.pre`;
-  // A copy of the index file (8 MB for a kernel) costs milliseconds; a second read-tree ~200 ms.
-  await copyFile(index, pre);
-  const plain = await apply(['-v']);
-  if (plain.code === 0) {
-    if (!/^Hunk #\d+ succeeded at /m.test(plain.stderr)) return { status: 'applied', method: 'plain' };
-    const rev = await apply(['--reverse', '--check'], { ...ctx.opts, env: { ...ctx.opts.env, GIT_INDEX_FILE: pre } });
-    return { status: 'applied', method: 'plain', ...(rev.code === 0 ? { reverseApplies: true as const } : {}) };
+async function applyOne(ctx: Ctx, index: string, diff: string, files: ParsedFile[], headTree: string): Promise<Outcome> {
+  const scratch = new ScratchIndex(ctx.trees, ctx.opts, index, headTree);
+  await scratch.load(namedPaths(files));
+  /** One `git apply --cached`; a success whose result puts a file where the tree has a directory (or back) fails as on a full index. */
+  const run = async (args: string[]): Promise<{ done: Applied | null; code: number | null; stderr: string }> => {
+    const r = await scratch.apply(args, diff);
+    if (r.code !== 0) return { done: null, code: r.code, stderr: r.stderr };
+    const t = await scratch.tree();
+    if ('oid' in t) return { done: { tree: t.oid, created: t.created }, code: 0, stderr: r.stderr };
+    await scratch.restore();
+    return { done: null, code: 0, stderr: r.stderr + clash(t.conflict) };
+  };
+
+  let plain = await run(['-v']);
+  // The scratch index must hold every path git looks at; git names them in `Checking patch` lines.
+  if (await scratch.widen(checkedPaths(plain.stderr))) plain = await run(['-v']);
+  if (plain.done) {
+    if (!movedHunks(plain.stderr) || !(await scratch.mayReverse(files))) return { status: 'applied', method: 'plain', ...plain.done };
+    const rev = await scratch.apply(['--reverse', '--check', '-v'], diff, 'pre');
+    if (rev.code !== 0) return { status: 'applied', method: 'plain', ...plain.done };
+    if (appliesOntoOwnLines(plain.stderr, rev.stderr, files)) {
+      return { status: 'already-applied', detail: 'also applies forward, but only onto a copy of its own added lines' };
+    }
+    return { status: 'applied', method: 'plain', reverseApplies: true, ...plain.done };
   }
   const failure = parseApplyFailure(plain.stderr, files);
-  if ((await apply(['--reverse', '--check'])).code === 0) return { status: 'already-applied' };
+  if ((await scratch.apply(['--reverse', '--check'], diff)).code === 0) return { status: 'already-applied' };
   // --3way with --cached exists since git 2.32; on 2.39.5 it needs no work tree (the test suite
   // runs it with an empty one) and a conflict leaves stages 1-3 in the private index only.
-  const threeWay = await apply(['-3']);
-  if (threeWay.code === 0) return { status: 'applied', method: '3way' };
-  // A conflicted 3-way merge leaves unmerged entries in the index; put the tree back.
-  await gitOk(['read-tree', headTree], ctx.opts);
-  const fuzz = await apply(['-C1', '--recount']);
-  if (fuzz.code === 0) return { status: 'applied-with-fuzz', method: 'fuzz' };
+  const threeWay = await run(['-3']);
+  if (threeWay.done) return { status: 'applied', method: '3way', ...threeWay.done };
+  // A conflicted 3-way merge leaves unmerged entries in the index; put it back as loaded.
+  if (threeWay.code !== 0) await scratch.restore();
+  const fuzz = await run(['-C1', '--recount']);
+  if (fuzz.done) return { status: 'applied-with-fuzz', method: 'fuzz', ...fuzz.done };
   const why3 = threeWay.stderr.split('\n').find((l) => /conflicts|lacks the necessary blob|error:/.test(l));
   if (why3) failure.detail += `; 3-way: ${why3.replace(/^error: /, '')}`;
   return { status: 'failed', failure };
@@ -165,48 +140,50 @@ interface AttemptRun {
   progress: number;
 }
 
-function skeleton(ctx: Ctx, req: ApplyRequest): PatchResult[] {
+function skeleton(present: Present, req: ApplyRequest): PatchResult[] {
   return req.patches.map((p, i) => ({
     index: i + 1,
     msgid: p?.msgid ?? null,
     subject: p?.subject ?? null,
     status: p ? 'skipped' : 'missing',
     commit: null,
-    files: ctx.present.find((x) => x.index === i + 1)?.files ?? [],
+    files: present.find((x) => x.index === i + 1)?.files ?? [],
   }));
 }
 
-async function applyOnBase(ctx: Ctx, req: ApplyRequest, base: string, n: number): Promise<AttemptRun> {
-  const opts: GitOptions = { ...ctx.opts, env: { GIT_INDEX_FILE: join(ctx.ws.dir, `index-${n}`) } };
-  const c: Ctx = { ...ctx, opts };
-  let head = base;
-  let headTree = await gitOk(['rev-parse', '--verify', `${base}^{tree}`], opts);
-  await gitOk(['read-tree', headTree], opts);
-  const patches = skeleton(ctx, req);
+async function applyOnBase(ctx: Ctx, req: ApplyRequest, base: { commit: string; tree: string }, n: number): Promise<AttemptRun> {
+  const index = join(ctx.ws.dir, `index-${n}`);
+  let head = base.commit;
+  let headTree = base.tree;
+  const patches = skeleton(ctx.present, req);
   let progress = 0;
-  for (const { index, patch, files } of ctx.present) {
-    const r = patches[index - 1]!;
+  for (const { index: at, patch, files } of ctx.present) {
+    const r = patches[at - 1]!;
     if (patch.diff.trim() === '') {
       // A patch mail without a diff still gets its commit, so the series keeps one commit per patch.
       progress++;
       Object.assign(r, { status: 'applied', method: 'plain', detail: 'the message carries no diff' });
-      head = await commitPatch(c, headTree, head, patch);
+      head = await commitPatch(ctx, headTree, head, patch);
       r.commit = head;
       continue;
     }
-    const out = await applyOne(c, patch.diff, files, headTree);
+    const out = await applyOne(ctx, index, patch.diff, files, headTree);
     if (out.status === 'failed') {
       Object.assign(r, { status: 'failed', ...out.failure });
       const f = out.failure;
-      return { ok: false, attempt: { result: 'failed', failedPatch: index, ...f }, patches, head, progress };
+      return { ok: false, attempt: { result: 'failed', failedPatch: at, ...f }, patches, head, progress };
     }
     progress++;
     r.status = out.status;
-    if (out.status === 'already-applied') continue;
+    if (out.status === 'already-applied') {
+      if (out.detail) r.detail = out.detail;
+      continue;
+    }
     r.method = out.method;
     if (out.reverseApplies) r.reverseApplies = true;
-    headTree = await gitOk(['write-tree'], opts);
-    head = await commitPatch(c, headTree, head, patch);
+    await Trees.write(out.created, ctx.opts, ctx.ws.dir);
+    headTree = out.tree;
+    head = await commitPatch(ctx, headTree, head, patch);
     r.commit = head;
   }
   const statuses = patches.map((p) => p.status);
@@ -244,6 +221,24 @@ function successLabel(status: SeriesStatus, base: { ref: string; commit: string 
   return parts.join('; ');
 }
 
+/**
+ * The commit `ref` names and its tree, read through the running `cat-file --batch` (the
+ * same peeling as `rev-parse --verify <ref>^{commit}`), or null. `ref` has passed refProblem,
+ * so it holds no whitespace that could break cat-file's line protocol.
+ */
+async function resolveBase(reader: ObjectReader, ref: string): Promise<{ commit: string; tree: string } | null> {
+  let obj;
+  try {
+    obj = await reader.read(`${ref}^{commit}`);
+  } catch (err) {
+    throw new ApplyError('APPLY_GIT', `resolving ${ref}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!obj || obj.type !== 'commit') return null;
+  const tree = /^tree (?<oid>[0-9a-f]{40}|[0-9a-f]{64})\n/.exec(obj.data.toString('latin1'))?.groups?.oid;
+  if (!tree) throw new ApplyError('APPLY_GIT', `commit ${obj.oid} (${ref}) has no tree line`);
+  return { commit: obj.oid, tree };
+}
+
 async function gitDirOf(tree: string, ws: Workspace): Promise<string> {
   const r = await git(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home }).catch((err: unknown) => {
     throw new ApplyError('APPLY_TREE', `cannot run git in ${tree}`, { cause: err });
@@ -270,7 +265,7 @@ async function gitDirOf(tree: string, ws: Workspace): Promise<string> {
 export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
   const limits = { ...DEFAULT_LIMITS, ...req.limits };
   const complete = req.patches.every((p) => p !== null);
-  const present: Ctx['present'] = [];
+  const present: Present = [];
   const rejected: { index: number; reason: string }[] = [];
   req.patches.forEach((p, i) => {
     if (!p) return;
@@ -280,16 +275,18 @@ export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
   });
 
   const ws = await makeWorkspace('vfio-review-apply-');
+  let reader: ObjectReader | null = null;
   try {
-    const ctx: Ctx = { ws, opts: { cwd: ws.workTree, home: ws.home }, present };
     if (rejected.length) {
-      const patches = skeleton(ctx, req);
+      const patches = skeleton(present, req);
       for (const r of rejected) Object.assign(patches[r.index - 1]!, { status: 'rejected', detail: r.reason });
       const first = rejected[0]!;
       const label = `rejected by the safety checks (patch ${first.index}: ${first.reason}); not applied`;
       return { status: 'rejected', base: null, head: null, attempts: [], patches, complete, label, attemptIndex: null };
     }
-    ctx.opts = { gitDir: await gitDirOf(req.tree, ws), workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
+    const opts: GitOptions = { gitDir: await gitDirOf(req.tree, ws), workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
+    reader = new ObjectReader(opts);
+    const ctx: Ctx = { ws, opts, present, trees: new Trees(reader) };
 
     const attempts: BaseAttempt[] = [];
     let best: { run: AttemptRun; at: number } | null = null;
@@ -300,11 +297,12 @@ export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
         attempts.push({ ...cand, commit: null, result: 'rejected', detail: problem });
         continue;
       }
-      const commit = await resolveCommit(cand.ref, ctx.opts);
-      if (!commit) {
+      const resolved = await resolveBase(reader, cand.ref);
+      if (!resolved) {
         attempts.push({ ...cand, commit: null, result: 'missing', detail: `${cand.ref} does not name a commit in this tree` });
         continue;
       }
+      const { commit } = resolved;
       const earlier = tried.get(commit);
       if (earlier !== undefined) {
         const e = attempts[earlier]!;
@@ -314,7 +312,7 @@ export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
       tried.set(commit, attempts.length);
       let run: AttemptRun;
       try {
-        run = await applyOnBase(ctx, req, commit, attempts.length);
+        run = await applyOnBase(ctx, req, resolved, attempts.length);
       } catch (err) {
         throw new ApplyError('APPLY_GIT', `applying on ${cand.ref}: ${(err as Error).message}`, { cause: err });
       }
@@ -327,7 +325,7 @@ export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
       }
       if (!best || run.progress > best.run.progress) best = { run, at: attempts.length - 1 };
     }
-    const patches = best?.run.patches ?? skeleton(ctx, req);
+    const patches = best?.run.patches ?? skeleton(present, req);
     if (!best) for (const p of patches) if (p.status === 'skipped') p.detail = 'no base candidate resolved to a commit';
     return {
       status: 'not-applied',
@@ -340,6 +338,7 @@ export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
       attemptIndex: best?.at ?? null,
     };
   } finally {
+    await reader?.close();
     await ws.dispose();
   }
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,9 @@ export const HARDENING_CONFIG: readonly string[] = [
   '-c', 'core.hooksPath=/dev/null',
   '-c', 'core.attributesFile=/dev/null',
   '-c', 'core.fsmonitor=false',
+  // A split index keeps its shared part as $GIT_DIR/sharedindex.*, i.e. in the user's repository,
+  // wherever GIT_INDEX_FILE points; a repository that turns it on must not make us write there.
+  '-c', 'core.splitIndex=false',
   '-c', 'protocol.allow=never',
   // commit-tree honours commit.gpgSign and would run gpg.program.
   '-c', 'commit.gpgSign=false',
@@ -141,11 +144,16 @@ export function run(
   });
 }
 
-/** Runs git with the hardening config and the hermetic environment. */
-export function git(args: readonly string[], opts: GitOptions): Promise<ProcResult> {
+/** The full argument vector for one git command: repository options, then the hardening, then `args`. */
+export function gitArgv(args: readonly string[], opts: Pick<GitOptions, 'gitDir' | 'workTree'>): string[] {
   const pre: string[] = [];
   if (opts.gitDir) pre.push(`--git-dir=${opts.gitDir}`);
   if (opts.workTree) pre.push(`--work-tree=${opts.workTree}`);
+  return ['--no-pager', ...pre, ...HARDENING_CONFIG, ...args];
+}
+
+/** Runs git with the hardening config and the hermetic environment. */
+export function git(args: readonly string[], opts: GitOptions): Promise<ProcResult> {
   const runOpts: Parameters<typeof run>[2] = {
     cwd: opts.cwd,
     env: hermeticEnv(opts.home, opts.env),
@@ -153,7 +161,15 @@ export function git(args: readonly string[], opts: GitOptions): Promise<ProcResu
   };
   if (opts.input !== undefined) runOpts.input = opts.input;
   if (opts.maxOutput !== undefined) runOpts.maxOutput = opts.maxOutput;
-  return run('git', ['--no-pager', ...pre, ...HARDENING_CONFIG, ...args], runOpts);
+  return run('git', gitArgv(args, opts), runOpts);
+}
+
+/**
+ * Starts a long-running git command (e.g. `cat-file --batch`) with the same argument vector
+ * and environment as {@link git}; the caller owns the child and its streams.
+ */
+export function spawnGit(args: readonly string[], opts: GitOptions): ChildProcessWithoutNullStreams {
+  return spawn('git', gitArgv(args, opts), { cwd: opts.cwd, env: hermeticEnv(opts.home, opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
 /** Like {@link git} but throws on a non-zero exit; returns trimmed stdout. */

@@ -116,7 +116,9 @@ export interface PatchResult {
   method?: ApplyMethod;
   /**
    * Set when the patch applied (with hunks at an offset) and also reverse-applies on the same
-   * tree: it may already be there, applied a second time next to a copy of its own context.
+   * tree, at other places than where it applied: its post-image is already somewhere in the
+   * file, so it may be in already. (When the forward apply matched onto the patch's own added
+   * lines, the patch is 'already-applied' instead, with a `detail` saying so.)
    */
   reverseApplies?: true;
   /** The commit made for this patch (pre-image = its parent); null unless it applied. */

@@ -193,17 +193,34 @@ describe('applySeries on small repositories', () => {
     expect(both.label).toMatch(/patch 1 already applied/);
   });
 
-  it('flags a merged pure addition that applies again one block down', async () => {
+  it('reports a merged pure addition that applies again one block down as already applied', async () => {
     const block = ['k1', 'k2', 'k3'];
     const file = (dup: boolean): string => [...'abcdef'.split(''), ...block, ...(dup ? block : []), 'm1', 'm2', 'm3', 'z', ''].join('\n');
     const r = await createRepo({ 'f.txt': file(false) });
     repos.push(r);
     const base = await r.git('rev-parse', 'HEAD');
     const [d] = await seriesDiffs(r, base, [{ 'f.txt': file(true) }]);
-    await r.commit({ 'f.txt': file(true) }, 'merged already');
+    const merged = await r.commit({ 'f.txt': file(true) }, 'merged already');
+    const res = await applySeries({ tree: r.dir, patches: [patchInput(d!, 'p1')], candidates: main });
+    // Forward, git matches the context k1 k2 k3 | m1 m2 m3 on the copy of the block the patch added.
+    expect(res).toMatchObject({ status: 'already-applied', head: merged, patches: [{ status: 'already-applied', commit: null }] });
+    expect(res.patches[0]!.detail).toMatch(/only onto a copy of its own added lines/);
+  });
+
+  it('flags a patch that applies forward and also reverse-applies somewhere else', async () => {
+    const seg = (x: boolean): string[] => ['a1', 'a2', 'a3', ...(x ? ['X'] : []), 'c1', 'c2', 'c3'];
+    const file = (top: boolean, first: boolean): string =>
+      [...(top ? ['t1', 't2', 't3', 't4', 't5'] : []), ...seg(first), 'm', ...seg(true), 'z', ''].join('\n');
+    const r = await createRepo({ 'f.txt': file(true, false) });
+    repos.push(r);
+    const base = await r.git('rev-parse', 'HEAD');
+    // Adds X to the first segment; the second one already has it, so the post-image exists too.
+    const [d] = await seriesDiffs(r, base, [{ 'f.txt': file(true, true) }]);
+    await r.commit({ 'f.txt': file(false, false) }, 'drops the top lines, so the hunk moves');
     const res = await applySeries({ tree: r.dir, patches: [patchInput(d!, 'p1')], candidates: main });
     expect(res).toMatchObject({ status: 'applied', patches: [{ status: 'applied', method: 'plain', reverseApplies: true }] });
     expect(res.label).toMatch(/patch 1 also reverse-applied: possibly already in the base/);
+    expect(await show(r, res.head!, 'f.txt')).toBe(file(false, true).trimEnd());
   });
 
   it('commits a patch without a diff as an empty commit', async () => {
@@ -243,6 +260,17 @@ describe('applySeries on small repositories', () => {
     const res = await applySeries({ tree: bare, patches: [patchInput(d!, 'p1')], candidates: main });
     expect(res.status).toBe('applied');
     expect(res.base?.commit).toBe(base);
+  });
+
+  it('writes nothing beside the repository index even when its config asks for a split index', async () => {
+    const r = await repo();
+    await r.git('config', 'core.splitIndex', 'true');
+    const base = await r.git('rev-parse', 'HEAD');
+    const [d] = await seriesDiffs(r, base, [{ 'a.txt': numbered(30, { 4: 'four' }) }]);
+    const before = await state(r);
+    const res = await applySeries({ tree: r.dir, patches: [patchInput(d!, 'p1')], candidates: main });
+    expect(res.status).toBe('applied');
+    expect(await state(r)).toEqual(before); // no $GIT_DIR/sharedindex.* files
   });
 
   it('throws APPLY_TREE for a directory that is not a repository', async () => {

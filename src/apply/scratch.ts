@@ -1,0 +1,142 @@
+import { copyFile, rm } from 'node:fs/promises';
+import { git, gitOk, type GitOptions, type ProcResult } from './git.js';
+import type { Change, FileEntry, NewTree, Trees } from './objects.js';
+import type { ParsedFile } from './types.js';
+
+/** Every path a patch names, old and new, as git apply sees them after `-p1`. */
+export function namedPaths(files: ParsedFile[]): Set<string> {
+  const out = new Set<string>();
+  for (const f of files) {
+    if (f.oldPath) out.add(f.oldPath);
+    if (f.newPath) out.add(f.newPath);
+  }
+  return out;
+}
+
+/** What applying left in the scratch index, as a tree. */
+export type ScratchTree = { oid: string; created: NewTree[] } | { conflict: string };
+
+/**
+ * The index one patch is applied to: only the entries of the paths the patch names, taken
+ * from the tree it applies to, instead of the whole tree. `git apply --cached` looks at the
+ * index only at the paths it patches (does it exist, what blob is it), so it behaves the same
+ * on this index as on a full one, with two exceptions handled here: a path git names that the
+ * parser missed ({@link widen}, from git's own `Checking patch` lines), and a file added where
+ * the tree has a directory or the reverse, which a full index refuses and {@link Trees.edit}
+ * reports. A kernel index is 8 MB (78k entries): git reads and rewrites it, SHA-1 included,
+ * in ~45 ms per command; this one has a handful of entries.
+ *
+ * A copy of the index as loaded is kept, for the reverse check against the pre-image after a
+ * forward apply, and to start over after a failed 3-way merge.
+ */
+export class ScratchIndex {
+  readonly #trees: Trees;
+  readonly #opts: GitOptions;
+  readonly #file: string;
+  readonly #saved: string;
+  readonly #root: string;
+  readonly #entries = new Map<string, FileEntry>();
+  readonly #asked = new Set<string>();
+
+  /** `file` is this attempt's private index path; `root` the tree the patch applies to. */
+  constructor(trees: Trees, opts: GitOptions, file: string, root: string) {
+    this.#trees = trees;
+    this.#file = file;
+    this.#saved = `${file}.pre`;
+    this.#opts = { ...opts, env: { ...opts.env, GIT_INDEX_FILE: file } };
+    this.#root = root;
+  }
+
+  /** Loads the entries `root` has for `paths` into a fresh index, and saves a copy of it. */
+  async load(paths: Iterable<string>): Promise<void> {
+    await this.#add(paths);
+    await this.#write();
+  }
+
+  /**
+   * Adds the entries of `paths` (names git printed) that were not asked for yet and that the
+   * tree has; rewrites the index and returns true when there was any.
+   */
+  async widen(paths: Iterable<string>): Promise<boolean> {
+    const added = await this.#add(paths);
+    if (added) await this.#write();
+    return added;
+  }
+
+  /** `git apply --cached <args>` on the index, or with `pre` on the saved copy (only for `--check`). */
+  apply(args: string[], diff: string, on: 'index' | 'pre' = 'index'): Promise<ProcResult> {
+    const opts = on === 'pre' ? { ...this.#opts, env: { ...this.#opts.env, GIT_INDEX_FILE: this.#saved } } : this.#opts;
+    return git(['apply', '--cached', ...args], { ...opts, input: diff });
+  }
+
+  /**
+   * False when `git apply --reverse` cannot succeed on the index as loaded, which saves that git
+   * run for most patches: a reverse apply must find every line a hunk adds, exactly (no fuzz,
+   * no whitespace fixing), in the file as it was. Only plain modifications of text files are
+   * judged, and lines are compared with trailing white space dropped, so it never says false
+   * where git would say yes; anything else is true (let git decide).
+   */
+  async mayReverse(files: ParsedFile[]): Promise<boolean> {
+    for (const f of files) {
+      if (f.binary || f.change !== 'modified' || !f.oldPath || f.oldPath !== f.newPath) return true;
+      const added = f.hunks.flatMap((h) => h.added);
+      if (added.length === 0) continue;
+      const e = this.#entries.get(f.oldPath);
+      const blob = e && (await this.#trees.blob(e.oid));
+      if (!blob) return true;
+      const lines = new Set(blob.toString('utf8').split('\n').map((l) => l.trimEnd()));
+      if (!added.every((l) => lines.has(l.trimEnd()))) return false;
+    }
+    return true;
+  }
+
+  /** Puts the index back as loaded (after a conflicted 3-way merge left unmerged entries). */
+  async restore(): Promise<void> {
+    if (this.#entries.size === 0) await rm(this.#file, { force: true });
+    else await copyFile(this.#saved, this.#file);
+  }
+
+  /** The tree `root` with what git did to the index made to it; a directory/file clash is returned as a conflict. */
+  async tree(): Promise<ScratchTree> {
+    const out = await gitOk(['ls-files', '--stage', '-z'], this.#opts);
+    const after = new Map<string, FileEntry>();
+    for (const rec of out.split('\0')) {
+      if (rec === '') continue;
+      const m = /^(?<mode>\d+) (?<oid>[0-9a-f]+) (?<stage>\d)\t(?<path>.*)$/s.exec(rec);
+      if (!m?.groups) throw new Error(`unexpected ls-files line: ${JSON.stringify(rec.slice(0, 200))}`);
+      if (m.groups.stage !== '0') return { conflict: `${m.groups.path}: unmerged after apply` };
+      after.set(m.groups.path!, { mode: m.groups.mode!, oid: m.groups.oid! });
+    }
+    const changes = new Map<string, Change>();
+    for (const path of this.#entries.keys()) if (!after.has(path)) changes.set(path, null);
+    for (const [path, e] of after) {
+      const was = this.#entries.get(path);
+      if (!was || was.mode !== e.mode || was.oid !== e.oid) changes.set(path, e);
+    }
+    return this.#trees.edit(this.#root, changes);
+  }
+
+  async #add(paths: Iterable<string>): Promise<boolean> {
+    let added = false;
+    for (const p of paths) {
+      if (this.#asked.has(p)) continue;
+      this.#asked.add(p);
+      const e = await this.#trees.lookup(this.#root, p);
+      if (!e) continue;
+      this.#entries.set(p, e);
+      added = true;
+    }
+    return added;
+  }
+
+  async #write(): Promise<void> {
+    await rm(this.#file, { force: true });
+    if (this.#entries.size === 0) {
+      await rm(this.#saved, { force: true });
+      return;
+    }
+    const input = [...this.#entries].map(([path, e]) => `${e.mode} ${e.oid}\t${path}\0`).join('');
+    await gitOk(['update-index', '-z', '--index-info'], { ...this.#opts, input });
+    await copyFile(this.#file, this.#saved);
+  }
+}
