@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   tree: { summary: 'tree init --from-debian linux-source-6.1 DIR', load: async () => (await import('./tree.js')).run },
   eval: { summary: 'review quality on the real corpus (npm run eval)', load: async () => (await import('./eval.js')).run },
   report: { summary: 'render replies for checked series into the outbox and deliver them (--sink stdout|email|drafts, --dry-run)', load: async () => (await import('./report.js')).run },
+  serve: { summary: 'the dashboard of open concerns on 127.0.0.1 (VFIO_REVIEW_WEB_TOKEN enables actions)', load: async () => (await import('./serve.js')).run },
   show: { summary: 'a message, its thread and its series', load: async () => (await import('./show.js')).run },
 };
 
