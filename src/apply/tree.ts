@@ -30,7 +30,8 @@ const IDENT = { name: 'vfio-review', email: 'vfio-review@localhost', date: '@167
 const PKG = /^linux-source-(?<ver>\d+\.\d+)$/;
 const INIT_TIMEOUT_MS = 30 * 60_000;
 
-function isAlive(pid: number): boolean {
+/** Whether a process exists (EPERM: it does, owned by someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

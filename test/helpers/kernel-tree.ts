@@ -1,22 +1,13 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initTreeFromDebian } from '../../src/apply/tree.js';
+import { initTreeFromDebian, isAlive } from '../../src/apply/tree.js';
 
 /** The project root (two levels above this file). */
 export const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 const PKG = 'linux-source-6.1';
 const LOCK_WAIT_MS = 30 * 60_000;
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Takes `lock` by creating it exclusively (O_EXCL) with our pid inside. Vitest runs test files
