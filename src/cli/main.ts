@@ -15,6 +15,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   eval: { summary: 'review quality on the real corpus (npm run eval)', load: async () => (await import('./eval.js')).run },
   report: { summary: 'render replies for checked series into the outbox and deliver them (--sink stdout|email|drafts, --dry-run)', load: async () => (await import('./report.js')).run },
   serve: { summary: 'the dashboard of open concerns on 127.0.0.1 (VFIO_REVIEW_WEB_TOKEN enables actions)', load: async () => (await import('./serve.js')).run },
+  sim: { summary: 'run a curated concurrency scenario (--scenario ID [--tree DIR] [--json] | --list)', load: async () => (await import('./sim.js')).run },
   show: { summary: 'a message, its thread and its series', load: async () => (await import('./show.js')).run },
 };
 
