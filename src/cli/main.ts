@@ -16,6 +16,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   report: { summary: 'render replies for checked series into the outbox and deliver them (--sink stdout|email|drafts, --dry-run)', load: async () => (await import('./report.js')).run },
   serve: { summary: 'the dashboard of open concerns on 127.0.0.1 (VFIO_REVIEW_WEB_TOKEN enables actions)', load: async () => (await import('./serve.js')).run },
   sim: { summary: 'run a curated concurrency scenario (--scenario ID [--tree DIR] [--json] | --list)', load: async () => (await import('./sim.js')).run },
+  run: { summary: 'the daemon: IMAP IDLE -> ingest -> job queue -> check -> report (--config FILE)', load: async () => (await import('./run.js')).run },
+  status: { summary: 'health of a running or stopped daemon: queue depth, last ingest, last errors (--json)', load: async () => (await import('./status.js')).run },
+  fuzz: { summary: 'malformed-mail and malformed-patch campaign (npm run fuzz; --cases N --seed S)', load: async () => (await import('./fuzz.js')).run },
   show: { summary: 'a message, its thread and its series', load: async () => (await import('./show.js')).run },
 };
 

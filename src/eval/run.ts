@@ -12,7 +12,7 @@ import { evalThreads, type ThreadRow } from './threads.js';
 export interface EvalResult {
   threads: ThreadRow[];
   perCategory: Record<string, { threads: number; caught: number; missed: number; noisy: number }>;
-  applying: { patches: number; series: number; warnings: number; perRule: Record<string, { count: number; examples: string[] }>; perPatch: number };
+  applying: { patches: number; series: number; warnings: number; perRule: Record<string, { count: number; /** Every warning/error, with the patch's Message-ID: each one is judged in the issue note. */ examples: string[] }>; perPatch: number };
 }
 
 async function checkMbox(dbPath: string, mbox: string, tree: string): Promise<CheckReport[]> {
@@ -68,7 +68,7 @@ export async function runEval(corpus: string, tree: string, opts: { parts?: stri
           applying.warnings++;
           const e = (applying.perRule[f.rule] ??= { count: 0, examples: [] });
           e.count++;
-          if (e.examples.length < 3) e.examples.push(`${f.file}:${f.line} ${f.message} (${r.series.subject})`);
+          e.examples.push(`${f.file}:${f.line} ${f.message} (patch <${f.patch}> in "${r.series.subject}")`);
         }
       }
       applying.perPatch = applying.patches ? applying.warnings / applying.patches : 0;
@@ -93,7 +93,7 @@ export function formatEval(r: EvalResult): string {
   if (r.applying.series) {
     out.push('', `patches-applying-6.1.192: ${r.applying.patches} patches in ${r.applying.series} series, ${r.applying.warnings} warnings/errors (${r.applying.perPatch.toFixed(3)} per patch; target <= 0.05)`);
     const noisy = Object.entries(r.applying.perRule).sort((a, b) => b[1].count - a[1].count).slice(0, 10);
-    if (noisy.length) out.push(table(['rule', 'findings', 'examples'], noisy.map(([k, v]) => [k, v.count, v.examples.join(' | ').slice(0, 160)])));
+    if (noisy.length) out.push(table(['rule', 'findings', 'examples'], noisy.map(([k, v]) => [k, v.count, v.examples.slice(0, 2).join(' | ').slice(0, 160)])));
   }
   return out.join('\n');
 }
