@@ -9,6 +9,7 @@ import { reasonOf } from '../errors.js';
 import { RULES } from '../rules/index.js';
 import { runRules } from '../rules/run.js';
 import { viewsFromApply } from '../rules/context.js';
+import { runReconstructed, viewsFromDiff } from '../rules/diffalone/reconstruct.js';
 import type { Confidence } from '../rules/types.js';
 import { runCheckpatch } from './checkpatch.js';
 import { trackConcerns } from '../report/concerns.js';
@@ -49,6 +50,8 @@ export interface CheckReport {
     detail?: string;
   };
   findings: Finding[];
+  /** What the simulator could not decide (bounds hit, derivation errors); absent when nothing. */
+  notes?: string[];
 }
 
 export interface CheckOptions {
@@ -57,6 +60,8 @@ export interface CheckOptions {
   trigger: 'check' | 'rerun' | 'daemon';
   /** Run the base tree's scripts/checkpatch.pl too (default: when the tree has one). */
   checkpatch?: boolean;
+  /** Explore synthesised concurrency scenarios of the changed entry points (default on). */
+  sim?: boolean;
 }
 
 /** Applies one series version, records the check, and returns its report. Never throws for bad patches. */
@@ -91,9 +96,21 @@ export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions):
     try {
       const views = await viewsFromApply(opts.tree, result);
       report.findings = await runRules(RULES, views);
+      if (views.some((v) => !v.applied)) {
+        // Did not apply: the C-model rules read the functions the diff shows whole (reconstruct.ts).
+        const rebuilt = await viewsFromDiff(opts.tree, result);
+        report.findings.push(...(await runReconstructed(RULES.filter((r) => r.meta.input !== 'text'), rebuilt)));
+      }
       if (opts.checkpatch !== false && result.base && inputs) {
         report.findings.push(...(await runCheckpatch(opts.tree, result.base.commit, inputs.patches, views)));
       }
+      // --- simulator hook (owned by src/sim): synthesised concurrency scenarios, bounded in time ---
+      if (opts.sim !== false) {
+        const sim = await (await import('../sim/check-hook.js')).simCheck(opts.tree, result, views);
+        report.findings.push(...sim.findings);
+        if (sim.notes.length) report.notes = sim.notes;
+      }
+      // --- end simulator hook ---
     } catch (err) {
       error = reasonOf(err);
     }

@@ -11,6 +11,7 @@ function isDriverCode(path: string): boolean {
 export const bugOn = defineRule({
   id: 'bug-on',
   meta: {
+    input: 'text',
     severity: 'warning',
     category: 'robustness',
     confidence: 'high',

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { posix } from 'node:path';
 import { gitOk, hermeticEnv, makeWorkspace, HARDENING_CONFIG, type GitOptions } from '../apply/git.js';
 import { buildModel, createModelCache, type ModelCache, type SourceReader, type TreeModel } from '../cmodel/index.js';
 import { parseDiff } from '../apply/safety.js';
@@ -15,7 +16,7 @@ const sharedCache: ModelCache = createModelCache();
 const isC = (p: string): boolean => /\.[ch]$/.test(p);
 
 /** Lazily builds (once) the model of a patch's C files over a tree reader. */
-function lazyModel(files: ChangedFile[], side: 'before' | 'after', reader: SourceReader | null): () => Promise<TreeModel | null> {
+export function lazyModel(files: ChangedFile[], side: 'before' | 'after', reader: SourceReader | null): () => Promise<TreeModel | null> {
   let built: Promise<TreeModel | null> | null = null;
   return () => {
     if (!reader) return Promise.resolve(null);
@@ -148,6 +149,10 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
     const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
     const opts: GitOptions = { gitDir, workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
     let parent = result.base!.commit;
+    // Most files a model reads (headers, siblings) are the same at every commit of the series as at
+    // its base: they are read once per base and process, not once per patch and side.
+    const base = baseReader(gitDir, parent, ws.home);
+    const changed = new Set<string>();
     for (let i = 0; i < result.patches.length; i++) {
       const p = result.patches[i]!;
       if (!p.commit) continue;
@@ -162,8 +167,13 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
       const before = new Map(files.map((f) => [f.path, f.oldPath ? (blobs.get(`${parent}:${f.oldPath}`) ?? null) : null]));
       const commit = p.commit;
       const pre = parent;
-      const beforeModel = lazyModel(files, 'before', treeReader(gitDir, pre, ws.home));
-      const afterModel = lazyModel(files, 'after', treeReader(gitDir, commit, ws.home));
+      const changedBefore = new Set(changed);
+      for (const f of files) {
+        changed.add(f.path);
+        if (f.oldPath) changed.add(f.oldPath);
+      }
+      const beforeModel = lazyModel(files, 'before', treeReader(gitDir, pre, ws.home, { base, changed: changedBefore }));
+      const afterModel = lazyModel(files, 'after', treeReader(gitDir, commit, ws.home, { base, changed: new Set(changed) }));
       views.push({
         patch: meta(i),
         applied: true,
@@ -180,7 +190,7 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
 
 let workspace: Promise<Awaited<ReturnType<typeof makeWorkspace>>> | null = null;
 /** One private HOME and empty work tree for the process: lazily built models read git after views are returned. */
-function rulesWorkspace(): ReturnType<typeof makeWorkspace> {
+export function rulesWorkspace(): ReturnType<typeof makeWorkspace> {
   workspace ??= makeWorkspace('vfio-review-rules-').then((ws) => {
     process.once('exit', () => {
       try {
@@ -194,12 +204,33 @@ function rulesWorkspace(): ReturnType<typeof makeWorkspace> {
   return workspace;
 }
 
+/** Readers of base commits, most recent last; a few are kept (a daemon checks many series on one base). */
+const baseReaders = new Map<string, SourceReader>();
+const BASE_READERS = 4;
+
+function baseReader(gitDir: string, commit: string, home: string): SourceReader {
+  const key = `${gitDir}\0${commit}`;
+  const hit = baseReaders.get(key);
+  if (hit) return hit;
+  const r = treeReader(gitDir, commit, home);
+  baseReaders.set(key, r);
+  if (baseReaders.size > BASE_READERS) baseReaders.delete(baseReaders.keys().next().value!);
+  return r;
+}
+
+/** What a reader of a series commit may take from its base's reader: every path the series has not changed so far. */
+export interface BaseOverlay {
+  base: SourceReader;
+  /** Paths (old and new names) changed between the base and this commit. */
+  changed: ReadonlySet<string>;
+}
+
 /**
  * A synchronous reader over one commit's objects (the C model reads files synchronously). Each
- * read is one hermetic `git cat-file`; results are cached, and a model reads at most a few
- * dozen files.
+ * read is one hermetic `git cat-file` (a process each: this was half of a series check's time
+ * before `overlay` sent unchanged paths to the base's shared reader); results are cached.
  */
-function treeReader(gitDir: string, commit: string, home: string): SourceReader {
+export function treeReader(gitDir: string, commit: string, home: string, overlay?: BaseOverlay): SourceReader {
   const cache = new Map<string, string | null>();
   const env = hermeticEnv(home);
   const gitSync = (args: string[]): string | null => {
@@ -213,11 +244,13 @@ function treeReader(gitDir: string, commit: string, home: string): SourceReader 
   };
   return {
     readFile(path) {
+      if (overlay && !overlay.changed.has(path)) return overlay.base.readFile(path);
       if (!cache.has(path)) cache.set(path, /^[\w./+-]+$/.test(path) && !path.includes('..') ? gitSync(['cat-file', 'blob', `${commit}:${path}`]) : null);
       return cache.get(path)!;
     },
     list(dir) {
       const d = dir.replace(/\/$/, '');
+      if (overlay?.base.list && ![...overlay.changed].some((p) => posix.dirname(p) === d)) return overlay.base.list(dir);
       const out = gitSync(['ls-tree', '--name-only', `${commit}:${d}`]);
       return out ? out.split('\n').filter(Boolean).map((n) => `${d}/${n}`) : [];
     },

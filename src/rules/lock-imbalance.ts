@@ -36,8 +36,11 @@ function oldFacts(scope: PatchScope, fn: FunctionModel): Old | null {
   const b = scope.beforeOf(fn);
   if (!b || !scope.before) return null;
   const ex = exploreOf(scope.before, b);
+  // A lock the old function received from its caller and gave back held is balanced there: it says
+  // nothing about a new version that takes the lock itself and leaves it held on one path.
+  const owned = callerOwned(scope.before, b, ex);
   return {
-    heldAtExit: new Set(ex.exits.flatMap((e) => e.held.map((h) => h.cls))),
+    heldAtExit: new Set(ex.exits.flatMap((e) => e.held.map((h) => h.cls)).filter((c) => !owned.has(c))),
     issues: new Set(ex.issues.map((i) => `${i.kind}|${i.cls}`)),
   };
 }

@@ -17,6 +17,12 @@ export interface RuleMeta {
   falsePositives: string;
   /** Message templates; `{{name}}` is filled from the report's data. */
   messages: Record<string, string>;
+  /**
+   * 'text' for rules that read the added lines themselves and handle a series that did not apply
+   * (bug-on, the uAPI rules); the others ('model', the default) need whole functions and, for such a
+   * series, run on the functions the diff shows whole (reconstruct.ts).
+   */
+  input?: 'text' | 'model';
 }
 
 export interface Rule {

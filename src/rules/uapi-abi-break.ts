@@ -58,6 +58,7 @@ function anchor(f: ChangedFile, line: number, from: number, to: number): number 
 export const uapiAbiBreak = defineRule({
   id: 'uapi-abi-break',
   meta: {
+    input: 'text',
     severity: 'error',
     category: 'uapi-abi',
     confidence: 'high',

@@ -30,6 +30,7 @@ const headText = (agg: Aggregate, n: number): string =>
 export const uapiArgszFlags = defineRule({
   id: 'uapi-argsz-flags',
   meta: {
+    input: 'text',
     severity: 'error',
     category: 'uapi-abi',
     confidence: 'high',

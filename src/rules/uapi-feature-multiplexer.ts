@@ -15,6 +15,7 @@ function purpose(name: string): string {
 export const uapiFeatureMultiplexer = defineRule({
   id: 'uapi-feature-multiplexer',
   meta: {
+    input: 'text',
     severity: 'warning',
     category: 'uapi-abi',
     confidence: 'moderate',

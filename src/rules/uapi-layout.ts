@@ -103,6 +103,7 @@ function anchor(f: ChangedFile, agg: Aggregate, line: number): number {
 export const uapiLayout = defineRule({
   id: 'uapi-layout',
   meta: {
+    input: 'text',
     severity: 'warning',
     category: 'uapi-abi',
     confidence: 'high',
