@@ -125,6 +125,36 @@ static void demo_close(struct demo_dev *d)
   invalid: [
     { name: 'error path returning with the mutex held, void path with the spinlock held, double acquire', fixture: 'lock-imbalance.c' },
     {
+      // The vfio_ap SET_KVM rework: the old function ran under its caller's lock (dropped and retook
+      // it); the new one takes the lock itself and one path returns without releasing it.
+      name: 'a function that now takes the lock itself leaks it, where the old one only dropped and retook its caller\'s',
+      before: `${DEV}
+static void demo_unset_kvm(struct demo_dev *d)
+{
+	if (d->kvm) {
+		mutex_unlock(&d->lock);
+		demo_clear(d->kvm);
+		mutex_lock(&d->lock);
+		d->kvm = NULL;
+	}
+}
+`,
+      after: `${DEV}
+static void demo_unset_kvm(struct demo_dev *d)
+{
+	mutex_lock(&d->lock);
+	if (d->kvm) {
+		mutex_unlock(&d->lock);
+		demo_clear(d->kvm);
+		mutex_lock(&d->lock);
+		d->kvm = NULL;
+		mutex_unlock(&d->lock);
+	}
+}
+`,
+      findings: [{ line: 24, message: 'demo_dev.lock (taken by mutex_lock() at line 16) is still held when demo_unset_kvm() returns at line 24, while other paths release it' }],
+    },
+    {
       name: 'a goto to the unlock label added before the lock is taken',
       before: UNLOCK_LABEL_BEFORE,
       after: UNLOCK_LABEL_BEFORE.replace('\tmutex_lock(&d->lock);\n', '\tif (!d->kvm) {\n\t\tret = -ENODEV;\n\t\tgoto out_unlock;\n\t}\n\tmutex_lock(&d->lock);\n'),
