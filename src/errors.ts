@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   APPLY_GIT: 'git failed at something other than applying a patch',
   TREE_INIT: 'the kernel tree could not be provisioned',
   NOT_FOUND: 'no such object',
+  DAEMON_RUNNING: 'a daemon is already running on this store',
   USAGE: 'the command line is invalid',
 } as const;
 

@@ -8,7 +8,7 @@
  * or unknown token 401, an invalid request 422 with the ajv errors; each of those is recorded in
  * `failures` so a test can assert that its client only ever sent valid requests.
  *
- * What the reporter uses is faked with state (issues, issue comments, labels); every JSON answer is
+ * What the reporter uses is faked with state (issues, issue comments, labels, label events); every JSON answer is
  * itself validated against the operation's response schema (`responseFailures`), so the double
  * answers in GitHub's shapes. Answers carry GitHub's headers (x-ratelimit-*, x-github-request-id,
  * link for pagination, location for creations).
@@ -253,6 +253,17 @@ export interface FakeComment {
   updated_at: string;
 }
 
+/** An issue event the double records (label changes only): what `issues/list-events-for-repo` lists. */
+export interface FakeIssueEvent {
+  id: number;
+  repo: string;
+  issueNumber: number;
+  event: 'labeled' | 'unlabeled';
+  label: string;
+  actor: string;
+  created_at: string;
+}
+
 export interface GithubDoubleOptions {
   /** Repositories that exist ("owner/name"); others answer 404. Default: ['vfio-review/reviews']. */
   repos?: string[];
@@ -279,6 +290,8 @@ export interface GithubDouble {
   issues(repo?: string): FakeIssue[];
   issue(number: number, repo?: string): FakeIssue | undefined;
   comments(number: number, repo?: string): FakeComment[];
+  /** Label events, oldest first. */
+  events(repo?: string): FakeIssueEvent[];
   labels(repo?: string): FakeLabel[];
   /** Calls with this operationId (after faults: each attempt is recorded). */
   callsTo(operationId: string): RecordedCall[];
@@ -325,6 +338,7 @@ export async function startGithubDouble(opts: GithubDoubleOptions = {}): Promise
   const windowReset = Math.floor(Date.now() / 1000) + 3600;
   const userIds = new Map<string, number>();
   const comments = new Map<number, FakeComment>();
+  const events: FakeIssueEvent[] = [];
   const repos = new Map<string, RepoState>();
   let nextId = 1000;
   let base = '';
@@ -454,6 +468,34 @@ export async function startGithubDouble(opts: GithubDoubleOptions = {}): Promise
     return out;
   };
   const touch = (i: FakeIssue) => (i.updated_at = isoSecond(Date.now()));
+  /** GitHub records a labeled / unlabeled event per label a change adds or takes off, by the caller. */
+  const labelEvents = (c: { r: RepoState; login: string }, i: FakeIssue, before: string[], after: string[]) => {
+    const has = (list: string[], n: string) => list.some((l) => l.toLowerCase() === n.toLowerCase());
+    const changes = [
+      ...after.filter((n) => !has(before, n)).map((label) => ({ event: 'labeled' as const, label })),
+      ...before.filter((n) => !has(after, n)).map((label) => ({ event: 'unlabeled' as const, label })),
+    ];
+    for (const ch of changes) {
+      events.push({ id: nextId++, repo: `${c.r.owner}/${c.r.name}`.toLowerCase(), issueNumber: i.number, ...ch, actor: c.login, created_at: isoSecond(Date.now()) });
+    }
+  };
+  const issueEventJson = (r: RepoState, e: FakeIssueEvent) => {
+    const i = r.issues.get(e.issueNumber);
+    const l = r.labels.get(e.label.toLowerCase());
+    return {
+      id: e.id,
+      node_id: nodeId(e.event === 'labeled' ? '014:LabeledEvent' : '016:UnlabeledEvent', e.id),
+      url: `${repoApi(r)}/issues/events/${e.id}`,
+      actor: userJson(e.actor),
+      event: e.event,
+      commit_id: null,
+      commit_url: null,
+      created_at: e.created_at,
+      issue: i ? issueJson(r, i) : null,
+      label: { name: e.label, color: l?.color ?? 'ededed' },
+      performed_via_github_app: null,
+    };
+  };
 
   function paginate<T>(items: T[], query: Record<string, string>, path: string): HttpAnswer {
     const perPage = Math.min(Math.max(Number(query.per_page ?? 30) || 30, 1), 100);
@@ -493,6 +535,7 @@ export async function startGithubDouble(opts: GithubDoubleOptions = {}): Promise
         closed_at: null,
       };
       c.r.issues.set(i.number, i);
+      labelEvents(c, i, [], i.labels);
       return new HttpAnswer(201, issueJson(c.r, i), { location: `${repoApi(c.r)}/issues/${i.number}` });
     },
     'issues/get': (c) => {
@@ -504,7 +547,11 @@ export async function startGithubDouble(opts: GithubDoubleOptions = {}): Promise
       if (!i) return notFound();
       if (c.body?.title != null) i.title = String(c.body.title);
       if (c.body && 'body' in c.body) i.body = c.body.body;
-      if (Array.isArray(c.body?.labels)) i.labels = labelNames(c.r, c.body.labels);
+      if (Array.isArray(c.body?.labels)) {
+        const before = i.labels;
+        i.labels = labelNames(c.r, c.body.labels);
+        labelEvents(c, i, before, i.labels);
+      }
       if (c.body?.state && c.body.state !== i.state) {
         i.state = c.body.state;
         i.closed_at = i.state === 'closed' ? isoSecond(Date.now()) : null;
@@ -589,25 +636,36 @@ export async function startGithubDouble(opts: GithubDoubleOptions = {}): Promise
       const i = issueOf(c);
       if (!i) return notFound();
       const add = labelNames(c.r, Array.isArray(c.body) ? c.body : (c.body?.labels ?? []));
+      const before = [...i.labels];
       for (const n of add) if (!i.labels.some((l) => l.toLowerCase() === n.toLowerCase())) i.labels.push(n);
+      labelEvents(c, i, before, i.labels);
       touch(i);
       return new HttpAnswer(200, i.labels.map((n) => labelJson(c.r, c.r.labels.get(n.toLowerCase())!)));
     },
     'issues/set-labels': (c) => {
       const i = issueOf(c);
       if (!i) return notFound();
+      const before = i.labels;
       i.labels = labelNames(c.r, Array.isArray(c.body) ? c.body : (c.body?.labels ?? []));
+      labelEvents(c, i, before, i.labels);
       touch(i);
       return new HttpAnswer(200, i.labels.map((n) => labelJson(c.r, c.r.labels.get(n.toLowerCase())!)));
     },
     'issues/remove-label': (c) => {
       const i = issueOf(c);
       if (!i) return notFound();
-      const before = i.labels.length;
+      const before = i.labels;
       i.labels = i.labels.filter((l) => l.toLowerCase() !== String(c.p.name).toLowerCase());
-      if (i.labels.length === before) return new HttpAnswer(404, { message: 'Label does not exist', documentation_url: DOCS, status: '404' });
+      labelEvents(c, i, before, i.labels);
+      if (i.labels.length === before.length) return new HttpAnswer(404, { message: 'Label does not exist', documentation_url: DOCS, status: '404' });
       touch(i);
       return new HttpAnswer(200, i.labels.map((n) => labelJson(c.r, c.r.labels.get(n.toLowerCase())!)));
+    },
+    'issues/list-events-for-repo': (c) => {
+      // GitHub lists a repository's issue events newest first, without since=.
+      const repo = `${c.r.owner}/${c.r.name}`.toLowerCase();
+      const list = events.filter((e) => e.repo === repo).reverse().map((e) => issueEventJson(c.r, e));
+      return paginate(list, c.q, `/repos/${c.r.owner}/${c.r.name}/issues/events`);
     },
     'issues/list-labels-for-repo': (c) =>
       paginate([...c.r.labels.values()].map((l) => labelJson(c.r, l)), c.q, `/repos/${c.r.owner}/${c.r.name}/labels`),
@@ -855,6 +913,10 @@ export async function startGithubDouble(opts: GithubDoubleOptions = {}): Promise
     issues: (repo) => [...repoOf(repo).issues.values()],
     issue: (n, repo) => repoOf(repo).issues.get(n),
     comments: (n, repo) => (repoOf(repo).issues.get(n)?.comments ?? []).map((id) => comments.get(id)!),
+    events: (repo) => {
+      const r = repoOf(repo);
+      return events.filter((e) => e.repo === `${r.owner}/${r.name}`.toLowerCase());
+    },
     labels: (repo) => [...repoOf(repo).labels.values()],
     callsTo: (operationId) => calls.filter((c) => c.operationId === operationId),
     close: () =>
