@@ -79,6 +79,8 @@ export interface CheckOptions {
   bounds?: Bounds;
   /** Partial-order reduction (default on); off gives the plain stateful search for comparison. */
   reduction?: boolean;
+  /** Faults that count (default all); a rejected one ends its path and the search goes on. */
+  accept?: (f: Fault) => boolean;
 }
 
 const DEFAULTS = { maxStates: 2_000_000, maxDepth: 20_000, timeMs: 20_000, preemptions: 2 };
@@ -96,6 +98,7 @@ export function check(programs: ThreadProgram[], opts: CheckOptions = {}): Check
   const deadline = t0 + b.timeMs;
   const base: SearchOptions = {
     mode: 'por', reduction: opts.reduction ?? true, preemptionBound: Infinity, maxStates: b.maxStates, maxDepth: b.maxDepth, deadline,
+    ...(opts.accept ? { accept: opts.accept } : {}),
     ...(opts.exists ? { exists: opts.exists } : {}), ...(opts.outcomes ? { outcomes: opts.outcomes } : {}), ...(opts.invariants ? { invariants: opts.invariants } : {}),
   };
   const phases: PhaseStat[] = [];

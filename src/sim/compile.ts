@@ -237,7 +237,12 @@ export function compile(programs: ThreadProgram[], opts: { memory?: MemoryModel;
         case 'alloc': c.code = OP.ALLOC; target(o.target); break;
         case 'free': c.code = OP.FREE; target(o.target); break;
         case 'use': c.code = OP.USE; c.access = o.access; target(o.target); break;
-        case 'set': Object.assign(c, { code: OP.SET, reg: scope.regs.get(o.reg)!, e1: compileExpr(o.value, scope), local: true }); break;
+        case 'set': {
+          // A copy of one register (`p = q`, a pointer passed to a callee) keeps its provenance.
+          const copy = /^\(*\s*(?<src>[A-Za-z_]\w*)\s*\)*$/.exec(String(o.value))?.groups?.src;
+          Object.assign(c, { code: OP.SET, reg: scope.regs.get(o.reg)!, e1: compileExpr(o.value, scope), local: true, objReg: copy !== undefined && scope.regs.has(copy) ? scope.regs.get(copy)! : -1 });
+          break;
+        }
         case 'branch': Object.assign(c, { code: OP.BRANCH, e1: compileExpr(o.cond, scope), target: jump(o.target), local: true }); break;
         case 'goto': Object.assign(c, { code: OP.GOTO, target: jump(o.target), local: true }); break;
         case 'assume': Object.assign(c, { code: OP.ASSUME, e1: compileExpr(o.cond, scope), local: true }); break;

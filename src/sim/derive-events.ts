@@ -11,6 +11,7 @@ import { findFunction, resolveCall, summaryOf, textPath } from '../cmodel/index.
 import type { AccessPath } from '../cmodel/events.js';
 import { conditionKey, PURE } from './derive-expr.js';
 import type { Deriver, Frame } from './derive-fn.js';
+import { containerCall } from './derive-containers.js';
 import { builder as t, type Op, type RmwKind } from './model.js';
 
 /** Translate a statement's events in order. */
@@ -67,6 +68,9 @@ export function emitEvents(d: Deriver, events: Event[], f: Frame): void {
         for (const api of ev.undoes) d.emit(t.release(registrationCell(api), 0, d.at(f, ev.line)));
         break;
       case 'free': {
+        // A reference drop (`*_put`, kref_put, fput) frees only when it is the last one, which the
+        // model cannot tell; an RCU-deferred free waits for readers. Neither is a free here.
+        if (!FREES.has(ev.api)) break;
         const name = ev.target.trim();
         const o = f.objects.get(name);
         if (o) d.emit(t.free(`&${o}`, d.at(f, ev.line)));
@@ -77,6 +81,11 @@ export function emitEvents(d: Deriver, events: Event[], f: Frame): void {
     }
   }
 }
+
+/** APIs that free their argument at once. */
+const FREES = new Set([
+  'kfree', 'kvfree', 'vfree', 'kfree_sensitive', 'kzfree', 'kfree_const', 'kmem_cache_free', 'devm_kfree', 'mempool_free', 'dma_pool_free', 'bitmap_free',
+]);
 
 /** The assignment consuming the result of the call/API at `i`, if the statement has one. */
 function resultOf(events: Event[], i: number, pred: (fromCall: string) => boolean): AssignEvent | undefined {
@@ -131,9 +140,14 @@ function callEvent(d: Deriver, ev: CallEvent, f: Frame, events: Event[], i: numb
   const pure = PURE[ev.callee];
   if (pure && !ev.indirect) {
     const v = d.value(f, ev.args[0] ?? '?', ev.line);
-    if (reg) d.emit(t.set(reg, v === '?' ? '?' : pure(v), d.at(f, ev.line)));
+    if (reg) {
+      d.emit(t.set(reg, v === '?' ? '?' : pure(v), d.at(f, ev.line)));
+      // `dma = rb_entry(n, ...)`: the same pointer, checked like the one it came from.
+      if (d.loaded.has(v)) d.loaded.add(reg);
+    }
     return;
   }
+  if (!ev.indirect && containerCall(d, ev, f, reg)) return;
   let targets = resolveCall(d.model, ev, f.fn);
   const bound = member !== undefined ? d.opts.ops?.[member] : undefined;
   if (bound) targets = targets.filter((fn) => fn.name === bound);
@@ -160,7 +174,7 @@ function callEvent(d: Deriver, ev: CallEvent, f: Frame, events: Event[], i: numb
 
 function inline(d: Deriver, target: FunctionModel, ev: CallEvent, f: Frame, reg: string | null, callback: boolean): void {
   const key = `${target.file}:${target.name}`;
-  if (f.depth + 1 > d.opts.inlineDepth || f.stack.includes(key) || d.ops.length > d.opts.maxOps) {
+  if (f.depth + 1 > d.opts.inlineDepth || f.stack.includes(key) || d.ops.length > d.opts.maxOps || d.opts.opaque?.has(target.name)) {
     summarise(d, target, ev, f, reg);
     return;
   }
@@ -168,12 +182,15 @@ function inline(d: Deriver, target: FunctionModel, ev: CallEvent, f: Frame, reg:
   const retLabel = d.fresh('Lr');
   // An empty return register: the caller ignores the result.
   const child = d.frame(target, prefix, f.depth + 1, reg ?? '', retLabel, [...f.stack, key]);
+  child.site = d.at(f, ev.line);
   if (!callback) {
     target.params.forEach((p, k) => {
       const a = ev.args[k]?.trim();
       if (a === undefined) return;
       const v = d.value(f, a, ev.line);
       if (v !== '?') d.emit(t.set(d.bindVar(child, p.name), v));
+      // A loaded pointer passed on stays checked in the callee (its uses and frees).
+      if (d.loaded.has(v)) d.loaded.add(d.bindVar(child, p.name));
       const o = f.objects.get(a.replace(/^&/, ''));
       if (o) child.objects.set(p.name, o);
       child.rename.set(p.name, conditionKey(a, (w) => d.canonical(f, w)));
@@ -346,6 +363,8 @@ function assignEvent(d: Deriver, ev: AssignEvent, f: Frame): void {
   if (reg) d.loaded.delete(reg);
   const v = d.value(f, value, ev.line);
   if (v !== '?' || reg) d.emit(t.set(d.bindVar(f, target), v, at));
+  // `n = first` copies a loaded pointer: the copy is checked too.
+  if (d.loaded.has(v)) d.loaded.add(d.bindVar(f, target));
   const o = f.objects.get(value);
   if (o) f.objects.set(target, o);
 }
@@ -365,7 +384,16 @@ function use(d: Deriver, f: Frame, path: AccessPath | null, access: 'read' | 'wr
   const target = o ? `&${o}` : reg && isPointerVar(f, name) && d.loaded.has(reg) ? reg : null;
   if (!target || used.has(target)) return;
   used.add(target);
+  if (target.startsWith('&')) {
+    d.emit(t.use(target, access, d.at(f, line)));
+    return;
+  }
+  // A NULL pointer is not dereferenced here: the C tests it first (`if (p && p->x)`), and the
+  // condition's events come before its short-circuit in the program.
+  const skip = d.fresh('Ln');
+  d.emit(t.branch(`${target} == 0`, skip));
   d.emit(t.use(target, access, d.at(f, line)));
+  d.emit(t.label(skip));
 }
 
 /** The cell saying a registration API has published its object. */

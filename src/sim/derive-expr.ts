@@ -19,7 +19,7 @@ export interface Translated {
   fields: FieldRef[];
 }
 
-const TOKEN = /\s*(?:(?<path>[A-Za-z_]\w*(?:\s*(?:->|\.)\s*[A-Za-z_]\w*)+)|(?<num>0[xX][0-9a-fA-F]+|\d+)[uUlL]*|(?<id>[A-Za-z_]\w*)|(?<op>==|!=|<=|>=|&&|\|\||[-+<>!()]))/y;
+const TOKEN = /\s*(?:(?<path>[A-Za-z_]\w*(?:\s*(?:->|\.)\s*[A-Za-z_]\w*)+)|(?<num>0[xX][0-9a-fA-F]+|\d+)[uUlL]*|(?<id>[A-Za-z_]\w*)|(?<op>\+\+|--|<<|>>|==|!=|<=|>=|&&|\|\||[-+<>!()]))/y;
 
 /** Constants: errno names, enum-style UPPER_CASE names, NULL/true/false. */
 function isConstant(id: string): boolean {
@@ -56,7 +56,8 @@ export function translate(text: string, reg: (name: string) => string | null, pl
       if (r) out.push(r);
       else if (isConstant(g.id)) out.push(g.id);
       else return null;
-    } else out.push(g.op!);
+    } else if (g.op === '++' || g.op === '--' || g.op === '<<' || g.op === '>>') return null; // side effects, shifts: not followed
+    else out.push(g.op!);
   }
   return { expr: out.join(' '), fields };
 }
@@ -86,6 +87,8 @@ export const PURE: Readonly<Record<string, (a: string) => string>> = {
   unlikely: (a) => `(${a})`,
   WARN_ON: (a) => `(${a}) != 0`,
   WARN_ON_ONCE: (a) => `(${a}) != 0`,
+  // The element of an rb-tree node: the same pointer (an abstracted container's slot holds elements).
+  rb_entry: (a) => `(${a})`,
 };
 
 /** `text` with calls of {@link PURE} helpers replaced by their expressions (innermost first). */

@@ -14,7 +14,7 @@ import { fieldClassOf, lockClass, textPath } from '../cmodel/index.js';
 import type { AccessPath } from '../cmodel/events.js';
 import { conditionKey, rewritePure, translate } from './derive-expr.js';
 import { emitEvents, registrationCell } from './derive-events.js';
-import { builder as t, type Op, type Src } from './model.js';
+import { builder as t, type Container, type Op, type Src } from './model.js';
 
 /** Bounds of the derivation. */
 export interface DeriveOptions {
@@ -26,6 +26,10 @@ export interface DeriveOptions {
   maxOps: number;
   /** Ops member -> the function the scenario says it calls. */
   ops?: Readonly<Record<string, string>>;
+  /** Functions summarised rather than inlined (TreeSource.opaque). */
+  opaque?: ReadonlySet<string>;
+  /** Abstracted containers (TreeSource.containers). */
+  containers?: readonly Container[];
   /**
    * Cells that can interact (written by one thread, touched by another), from a first pass; reads
    * of other cells are unknown values. Undefined in the first pass: every cell counts.
@@ -55,6 +59,8 @@ export interface Frame {
   handled: Set<Event>;
   /** Call offsets whose result goes to a register chosen by the statement (conditions, returns). */
   callRegs: Map<number, string>;
+  /** Where the caller called this activation (absent for the entry function). */
+  site?: Src;
 }
 
 /** Builds the ops of one thread. */
@@ -84,7 +90,7 @@ export class Deriver {
   }
 
   at(f: Frame, line: number): Src {
-    return { file: f.fn.file, line, fn: f.fn.name };
+    return { file: f.fn.file, line, fn: f.fn.name, ...(f.site ? { caller: f.site } : {}) };
   }
 
   emit(op: Op): void {
@@ -271,10 +277,19 @@ export class Deriver {
       case 'return':
         this.ret(s, f);
         return;
-      case 'goto':
+      case 'goto': {
         this.releaseGuards(f, 1, s.line);
-        this.emit(t.goto(this.label(f, s.label), this.at(f, s.line)));
+        const target = this.label(f, s.label);
+        if (this.ops.some((o) => o.kind === 'label' && o.name === target)) {
+          // A backward goto is a loop (`goto again`): bounded like loops, by dropping the paths
+          // that take it more than `unroll` times (a retry counter would otherwise grow forever).
+          const n = `${f.prefix}gt_${s.label}`;
+          this.emit(t.set(n, `${n} + 1`, this.at(f, s.line)));
+          this.emit(t.assume(`${n} <= ${this.opts.unroll}`));
+        }
+        this.emit(t.goto(target, this.at(f, s.line)));
         return;
+      }
       case 'label':
         this.emit(t.label(this.label(f, s.label)));
         return;

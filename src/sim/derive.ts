@@ -23,6 +23,8 @@ export function deriveThread(model: TreeModel, thread: TreeThread, opts: Partial
 export function derivePrograms(model: TreeModel, tree: TreeSource): ThreadProgram[] {
   const opts: Partial<DeriveOptions> = {
     ...(tree.inlineDepth !== undefined ? { inlineDepth: tree.inlineDepth } : {}), ...(tree.unroll !== undefined ? { unroll: tree.unroll } : {}), ...(tree.ops ? { ops: tree.ops } : {}),
+    ...(tree.opaque ? { opaque: new Set(tree.opaque) } : {}),
+    ...(tree.containers ? { containers: tree.containers } : {}),
   };
   // Two passes: the first finds the cells that can interact, the second treats the others as
   // unknown from the start, so conditions on them are decided once rather than at every test.

@@ -15,6 +15,8 @@ export interface Src {
   line?: number;
   /** The C function the op was derived from (inlined callees keep their own name). */
   fn?: string;
+  /** For an op of an inlined callee: the call site in its caller (and so on up to the entry). */
+  caller?: Src;
 }
 
 /**
@@ -129,6 +131,33 @@ export interface TreeSource {
    * with several bindings in the model and none stated here is not inlined.
    */
   ops?: Record<string, string>;
+  /**
+   * Functions never inlined: only their summary's lock effects are kept. For callees whose inner
+   * state cannot matter to the property (page accounting under the scenario's locks) and whose
+   * branches would only multiply states, as spin users abstract local computation away.
+   */
+  opaque?: string[];
+  /**
+   * Containers the model abstracts to one slot (a cell holding the element pointer): calls to a
+   * `lookup` function read it (the result is a pointer with the lock provenance of the read),
+   * calls to an `unlink` function write NULL to it. For rb-trees and lists, whose walks the
+   * derivation does not follow (`vfio_find_dma()` over `iommu->dma_list`). The cell is qualified
+   * by the object the call's first argument is bound to, like a field.
+   */
+  containers?: Container[];
+}
+
+/**
+ * A container abstracted to one slot (TreeSource.containers): `lookup` calls read the element
+ * pointer, `unlink` calls write NULL, `destroy` calls unlink and free the element, `access` calls
+ * dereference the element pointer passed as their first argument (`kmap_local_page(page)`).
+ */
+export interface Container {
+  cell: string;
+  lookup: string[];
+  unlink: string[];
+  destroy?: string[];
+  access?: string[];
 }
 
 /** The scenario as written in src/sim/scenarios/<id>.ts. */

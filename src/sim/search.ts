@@ -29,6 +29,11 @@ export interface SearchOptions {
   invariants?: Invariant[];
   /** Stop at the first fault of this kind only (refinement), or at the first `exists` witness. */
   goal?: { fault: Fault['kind'] } | { exists: true };
+  /**
+   * Which faults count: one it rejects ends its path like an infeasible one and the search goes on
+   * (synthesised scenarios report only some kinds, and a rejected one must not hide the others).
+   */
+  accept?: (f: Fault) => boolean;
 }
 
 /** A reachable predicate's tally over final states. */
@@ -143,6 +148,7 @@ class Search {
   private found(f: Fault): void {
     const goal = this.o.goal;
     if (goal && 'fault' in goal && goal.fault !== f.kind) return;
+    if (this.o.accept && !this.o.accept(f)) return;
     this.res.fault = { fault: f, path: this.path() };
     this.res.firstMs ??= performance.now() - this.t0;
     this.stop = true;
@@ -369,16 +375,27 @@ function deadlockFault(c: Compiled, sem: Semantics, s: Int32Array): Fault {
   const L = c.layout;
   const n = c.threads.length;
   const waits: string[] = [];
+  const on = new Int32Array(n).fill(-1);
   let first = -1;
   for (let t = 0; t < n; t++) {
     const op = sem.opAt(s, t);
     if (!op) continue;
     if (first < 0) first = t;
     const h = sem.waitsFor(s, t);
+    if (h >= 0 && s[L.pc + h]! < c.threads[h]!.ops.length) on[t] = h;
     const lock = c.locks[op.lock] ?? '?';
     waits.push(h < 0 ? `${c.threads[t]!.label} waits for ${lock}` : s[L.pc + h]! >= c.threads[h]!.ops.length
       ? `${c.threads[t]!.label} waits for ${lock}, still held by ${c.threads[h]!.label} which has finished`
       : `${c.threads[t]!.label} waits for ${lock} held by ${c.threads[h]!.label}`);
   }
-  return { kind: 'deadlock', thread: first, pc: first >= 0 ? s[L.pc + first]! : -1, message: waits.join('; ') };
+  // A cycle: following who-waits-for-whom from some thread comes back to it.
+  let cycle = false;
+  for (let t = 0; t < n && !cycle; t++) {
+    let u = on[t]!;
+    for (let k = 0; k < n && u >= 0 && !cycle; k++) {
+      if (u === t) cycle = true;
+      u = on[u]!;
+    }
+  }
+  return { kind: 'deadlock', thread: first, pc: first >= 0 ? s[L.pc + first]! : -1, message: waits.join('; '), cycle };
 }

@@ -29,6 +29,10 @@ export interface Fault {
   thread: number;
   pc: number;
   message: string;
+  /** Use after free and stale pointer: the thread that freed the object (absent: not freed, only unlinked). */
+  freedBy?: number;
+  /** Deadlock: whether live threads wait for each other in a cycle (not only for a lock a finished thread kept). */
+  cycle?: boolean;
 }
 
 /** Apply results. */
@@ -198,8 +202,8 @@ export class Semantics {
     return -1;
   }
 
-  private raise(kind: Fault['kind'], t: number, pc: number, message: string): number {
-    this.fault = { kind, thread: t, pc, message };
+  private raise(kind: Fault['kind'], t: number, pc: number, message: string, freedBy?: number): number {
+    this.fault = { kind, thread: t, pc, message, ...(freedBy !== undefined ? { freedBy } : {}) };
     return FAULT;
   }
 
@@ -302,10 +306,12 @@ export class Semantics {
         if (r !== OK) return r;
         break;
       }
-      case OP.SET:
+      case OP.SET: {
+        const prov = o.objReg >= 0 ? s[L.prov[t]! + o.objReg]! : 0;
         m.set(rb + o.reg, o.e1!(s, rb));
-        m.set(L.prov[t]! + o.reg, 0);
+        m.set(L.prov[t]! + o.reg, prov);
         break;
+      }
       case OP.BRANCH: {
         const v = o.e1!(s, rb);
         if (v === UNKNOWN ? choice === 0 : v !== 0) next = o.target;
@@ -360,7 +366,7 @@ export class Semantics {
     const how = dropped ? `, read from ${this.c.cells[cell]} under ${this.c.locks[lock]} which ${name} dropped since` : '';
     if (st < 0) {
       const by = this.c.threads[-st - 1]!.label;
-      return this.raise(dropped ? 'stale-pointer' : 'use-after-free', t, pc, `${name} uses ${this.c.objects[ob]} freed by ${by}${how}`);
+      return this.raise(dropped ? 'stale-pointer' : 'use-after-free', t, pc, `${name} uses ${this.c.objects[ob]} freed by ${by}${how}`, -st - 1);
     }
     if (st === 0) return this.raise('use-after-free', t, pc, `${name} uses ${this.c.objects[ob]} before it is allocated`);
     if (dropped && s[L.cell + cell] !== s[rb + o.objReg]) {

@@ -5,6 +5,8 @@ import { treeReader as reader } from '../../src/sim/fs-reader.js';
 import { runScenario } from '../../src/sim/run.js';
 import { scenarios } from '../../src/sim/scenarios/index.js';
 import { iommuRemoveVsClaimDmaOwner } from '../../src/sim/scenarios/iommu-remove-vs-claim-dma-owner.js';
+import { mlx5MigrationFdVsClose } from '../../src/sim/scenarios/mlx5-migration-fd-vs-close.js';
+import { type1UnmapVsUnpin } from '../../src/sim/scenarios/type1-unmap-vs-unpin.js';
 import { vfioApApmaskVsAssign } from '../../src/sim/scenarios/vfio-ap-apmask-vs-assign.js';
 import { vfioCcwProbeVsMdevCreate } from '../../src/sim/scenarios/vfio-ccw-probe-vs-mdev-create.js';
 import { kernelTree } from '../helpers/kernel-tree.js';
@@ -75,6 +77,37 @@ describe('iommu-remove-vs-claim-dma-owner, patched', () => {
     expect(r.pass).toBe(false);
     expect(r.result.exists?.frequency).toBe('sometimes');
     expect(r.text).toMatch(/claim returns 0/);
+    console.info(r.text);
+  });
+});
+
+describe('type1-unmap-vs-unpin, patched', () => {
+  it('unpinning with iommu->lock dropped around vfio_unpin_page_external() uses a dma the unmap freed', async () => {
+    const path = 'drivers/vfio/vfio_iommu_type1.c';
+    const text = readFileSync(join(root, path), 'utf8');
+    const before = '\t\tif (!dma)\n\t\t\tbreak;\n\n\t\tvfio_unpin_page_external(dma, iova, do_accounting);\n';
+    expect(text).toContain(before);
+    const patched = text.replace(before, '\t\tif (!dma)\n\t\t\tbreak;\n\n\t\tmutex_unlock(&iommu->lock);\n\t\tvfio_unpin_page_external(dma, iova, do_accounting);\n\t\tmutex_lock(&iommu->lock);\n');
+    const r = await runScenario(type1UnmapVsUnpin, { reader: reader(root, { [path]: patched }) });
+    expect(r.result.verdict).toBe('stale-pointer');
+    expect(r.pass).toBe(false);
+    expect(r.text).toContain('*** STALE POINTER ***');
+    expect(r.result.fault!.message).toMatch(/unpin uses dma, read from vfio_iommu\.dma_list under vfio_iommu\.lock which unpin dropped since/);
+    console.info(r.text);
+  });
+});
+
+describe('mlx5-migration-fd-vs-close, patched', () => {
+  it('dropping migf->lock around the copy to user space lets close_device free the page being read', async () => {
+    const path = 'drivers/vfio/pci/mlx5/main.c';
+    const text = readFileSync(join(root, path), 'utf8');
+    const before = '\t\tfrom_buff = kmap_local_page(page);\n\t\tret = copy_to_user(buf, from_buff + page_offset, page_len);\n\t\tkunmap_local(from_buff);\n';
+    expect(text).toContain(before);
+    const patched = text.replace(before, '\t\tmutex_unlock(&migf->lock);\n' + before + '\t\tmutex_lock(&migf->lock);\n');
+    const r = await runScenario(mlx5MigrationFdVsClose, { reader: reader(root, { [path]: patched }) });
+    expect(r.result.verdict).toBe('stale-pointer');
+    expect(r.result.fault!.message).toBe('read uses mig_data freed by close_device, read from mlx5_vf_migration_file.table under mlx5_vf_migration_file.lock which read dropped since');
+    expect(r.text).toMatch(/kmap_local_page\(page\); main\.c:187/);
     console.info(r.text);
   });
 });

@@ -11,6 +11,7 @@ import { checkThenAct } from './check-then-act.js';
 import { freeWhileInUse } from './free-while-in-use.js';
 import { iommuRemoveVsClaimDmaOwner } from './iommu-remove-vs-claim-dma-owner.js';
 import { lockRing4 } from './lock-ring-4.js';
+import { mlx5MigrationFdVsClose } from './mlx5-migration-fd-vs-close.js';
 import { mpPlain } from './mp-plain.js';
 import { mpReleaseAcquire } from './mp-release-acquire.js';
 import { mpWmbOnly } from './mp-wmb-only.js';
@@ -19,6 +20,7 @@ import { sbMb } from './sb-mb.js';
 import { sbPlain } from './sb-plain.js';
 import { sbSc } from './sb-sc.js';
 import { stalePointerRelock } from './stale-pointer-relock.js';
+import { type1UnmapVsUnpin } from './type1-unmap-vs-unpin.js';
 import { vfioApApmaskVsAssign } from './vfio-ap-apmask-vs-assign.js';
 import { vfioCcwProbeVsMdevCreate } from './vfio-ccw-probe-vs-mdev-create.js';
 
@@ -32,6 +34,7 @@ export const scenarios: readonly Scenario[] = [
   freeWhileInUse,
   iommuRemoveVsClaimDmaOwner,
   lockRing4,
+  mlx5MigrationFdVsClose,
   mpPlain,
   mpReleaseAcquire,
   mpWmbOnly,
@@ -40,6 +43,7 @@ export const scenarios: readonly Scenario[] = [
   sbPlain,
   sbSc,
   stalePointerRelock,
+  type1UnmapVsUnpin,
   vfioApApmaskVsAssign,
   vfioCcwProbeVsMdevCreate,
 ];
