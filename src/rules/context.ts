@@ -81,7 +81,12 @@ export function viewFromSources(
   }
   const reader = (side: 'before' | 'after'): SourceReader => ({
     readFile: (p) => files[p]?.[side] ?? tree?.[p] ?? null,
-    list: (dir) => [...new Set([...Object.keys(files), ...Object.keys(tree ?? {})])].filter((p) => p.startsWith(dir.endsWith('/') ? dir : `${dir}/`)),
+    // Entry names (not paths) of the directory, as SourceReader.list promises.
+    list: (dir) => {
+      const d = dir.endsWith('/') ? dir : `${dir}/`;
+      const names = [...new Set([...Object.keys(files), ...Object.keys(tree ?? {})])].filter((p) => p.startsWith(d)).map((p) => p.slice(d.length));
+      return [...new Set(names.map((n) => n.split('/')[0]!))];
+    },
   });
   return {
     patch,
@@ -232,6 +237,7 @@ export interface BaseOverlay {
  */
 export function treeReader(gitDir: string, commit: string, home: string, overlay?: BaseOverlay): SourceReader {
   const cache = new Map<string, string | null>();
+  const lists = new Map<string, string[]>();
   const env = hermeticEnv(home);
   const gitSync = (args: string[]): string | null => {
     try {
@@ -251,8 +257,14 @@ export function treeReader(gitDir: string, commit: string, home: string, overlay
     list(dir) {
       const d = dir.replace(/\/$/, '');
       if (overlay?.base.list && ![...overlay.changed].some((p) => posix.dirname(p) === d)) return overlay.base.list(dir);
-      const out = gitSync(['ls-tree', '--name-only', `${commit}:${d}`]);
-      return out ? out.split('\n').filter(Boolean).map((n) => `${d}/${n}`) : [];
+      let names = lists.get(d);
+      if (!names) {
+        const out = gitSync(['ls-tree', '--name-only', `${commit}:${d}`]);
+        // Entry names (not paths), as SourceReader.list promises.
+        names = out ? out.split('\n').filter(Boolean) : [];
+        lists.set(d, names);
+      }
+      return [...names];
     },
   };
 }

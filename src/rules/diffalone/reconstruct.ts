@@ -288,7 +288,7 @@ export async function viewsFromDiff(tree: string, result: ApplyResult): Promise<
       readFile: (path) => (side.has(path) ? side.get(path)! : (baseReader?.readFile(path) ?? null)),
       list: (dir) => {
         const d = dir.endsWith('/') ? dir : `${dir}/`;
-        const own = [...side.keys()].filter((k) => k.startsWith(d) && !k.slice(d.length).includes('/'));
+        const own = [...side.keys()].filter((k) => k.startsWith(d) && !k.slice(d.length).includes('/')).map((k) => k.slice(d.length));
         return [...new Set([...(baseReader?.list?.(dir) ?? []), ...own])];
       },
     });
