@@ -6,6 +6,9 @@ import { SINK_NAMES, type SinkName } from '../report/types.js';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** The files most vfio/iommu series touch or reach (their headers come along); missing ones are skipped. */
+export const DEFAULT_WARM_PATHS: readonly string[] = ['drivers/vfio/vfio_main.c', 'drivers/vfio/pci/vfio_pci_core.c', 'drivers/iommu/iommu.c'];
+
 /** One IMAP login the daemon watches (one or more mailboxes). */
 export interface DaemonSource {
   /** Shown in logs and `status` (default: the host and user). */
@@ -42,6 +45,8 @@ export interface DaemonConfig {
   readonly maxAgeDays: number | null;
   /** Run the base tree's checkpatch.pl (when it has one). Default true. */
   readonly checkpatch: boolean;
+  /** Files whose C model a new check worker builds before its first series (see src/daemon/warm.ts). */
+  readonly warmPaths: readonly string[];
   readonly logLevel: LogLevel;
 }
 
@@ -151,6 +156,10 @@ export function parseDaemonConfig(
 
   const maxAge = o.maxAgeDays === null ? null : num(o.maxAgeDays, 14, 'maxAgeDays');
   if (o.checkpatch !== undefined && typeof o.checkpatch !== 'boolean') fail('checkpatch must be true or false');
+  const warm = o.warmPaths === undefined ? DEFAULT_WARM_PATHS : o.warmPaths;
+  if (!Array.isArray(warm) || !warm.every((p) => typeof p === 'string' && /^[\w.+-]+(?:\/[\w.+-]+)*$/.test(p) && !p.split('/').includes('..'))) {
+    fail('warmPaths must be an array of tree paths');
+  }
   return Object.freeze({
     sources: Object.freeze(sources),
     waitSeconds,
@@ -164,6 +173,7 @@ export function parseDaemonConfig(
     shutdownGraceSeconds: num(o.shutdownGraceSeconds, 20, 'shutdownGraceSeconds'),
     maxAgeDays: maxAge,
     checkpatch: o.checkpatch !== false,
+    warmPaths: Object.freeze([...(warm as string[])]),
     logLevel,
   });
 }
