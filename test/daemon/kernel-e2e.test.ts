@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
+import { openDb } from '../../src/store/db.js';
+import { startServer } from '../../src/web/server.js';
 import type { DaemonStatus } from '../../src/daemon/health.js';
 import { startDovecot, type Dovecot } from '../helpers/imap-server.js';
 import { startSmtp, type TestSmtp } from '../helpers/smtp-server.js';
@@ -149,6 +151,18 @@ describe('the daemon on the real 6.1 tree', () => {
       expect(replyTo(v2.ids[1]!)).toHaveLength(0);
       await until(() => daemon.jobs.counts().done === 3 && gh.comments(issue.number).some((c) => c.body.includes('Resolved in v2')), 120_000, 'the follow-up on the tracking issue');
       expect(gh.issues(REPO)).toHaveLength(1);
+
+      // The dashboard over the same store lists the concern, resolved by v2, on its page and in JSON.
+      const web = await startServer({ db: openDb(db), token: null, csrfSecret: 'e2e-dashboard-secret-0123456789', host: '127.0.0.1', port: 0 });
+      try {
+        const all = (await (await fetch(`${web.url}/api/concerns?state=all`)).json()) as { concerns: { id: string; rule: string; state: string }[] };
+        expect(all.concerns.find((c) => c.id === concernId)).toMatchObject({ rule: 'bug-on', state: 'resolved' });
+        const page = await (await fetch(`${web.url}/concerns/${concernId}`)).text();
+        expect(page).toContain(concernId);
+        expect(page).toMatch(/resolved/);
+      } finally {
+        await web.close();
+      }
     } finally {
       await daemon.stop('test over');
     }
