@@ -7,12 +7,40 @@ import { readMbox } from '../ingest/mbox-source.js';
 import { checkSeries, type CheckReport } from '../check/check.js';
 import { defaultBaseMap } from '../config/load.js';
 import { table } from '../bench/measure.js';
+import { evalDiffAlone, formatDiffAlone, type DiffAloneResult } from './diffalone.js';
 import { evalThreads, type ThreadRow } from './threads.js';
+import { evalPatchesIn, type PatchesInResult } from './patches-in.js';
+import { evalStable, type StableResult } from './stable.js';
+import { removeStaleEvalRefs } from './reverse.js';
+import { ingestMbox } from './source.js';
+import { formatPatchesIn, formatStable } from './format.js';
+
+/** The parts of `vfio-review eval`, in the order they run and print. */
+export const EVAL_PARTS = ['threads', 'applying', 'patches-in', 'stable', 'diffalone'] as const;
+/** Run when no part is named; `diffalone` re-checks every applying series twice (20+ min), so only on request. */
+export const DEFAULT_PARTS: readonly EvalPart[] = ['threads', 'applying', 'patches-in', 'stable'];
+export type EvalPart = (typeof EVAL_PARTS)[number];
 
 export interface EvalResult {
   threads: ThreadRow[];
   perCategory: Record<string, { threads: number; caught: number; missed: number; noisy: number }>;
   applying: { patches: number; series: number; warnings: number; perRule: Record<string, { count: number; /** Every warning/error, with the patch's Message-ID: each one is judged in the issue note. */ examples: string[] }>; perPatch: number };
+  /** Merged patches reviewed on the tree minus their series; null when the part did not run. */
+  patchesIn: PatchesInResult | null;
+  /** Concurrency fixes among the merged patches, reviewed in their buggy state; null when the part did not run. */
+  stable: StableResult | null;
+  /** The diff-alone reconstruction judged against the real apply; null when the part did not run. */
+  diffAlone: DiffAloneResult | null;
+}
+
+/** Options for {@link runEval}. */
+export interface EvalOptions {
+  /** Parts to run (default: all of {@link EVAL_PARTS}). */
+  parts?: readonly string[];
+  /** Only these Message-IDs in the patches-in and stable parts (tests pick a few). */
+  msgids?: readonly string[];
+  /** Progress per part, e.g. for a terminal progress line. */
+  progress?: (part: EvalPart, done: number, total: number) => void;
 }
 
 async function checkMbox(dbPath: string, mbox: string, tree: string): Promise<CheckReport[]> {
@@ -36,8 +64,10 @@ async function checkMbox(dbPath: string, mbox: string, tree: string): Promise<Ch
 }
 
 /** `npm run eval`: review quality on the real corpus against the 6.1 tree. */
-export async function runEval(corpus: string, tree: string, opts: { parts?: string[] } = {}): Promise<EvalResult> {
-  const parts = new Set(opts.parts ?? ['threads', 'applying']);
+export async function runEval(corpus: string, tree: string, opts: EvalOptions = {}): Promise<EvalResult> {
+  const unknown = (opts.parts ?? []).filter((p) => !(EVAL_PARTS as readonly string[]).includes(p));
+  if (unknown.length) throw new Error(`unknown eval part ${unknown.join(', ')} (parts: ${EVAL_PARTS.join(', ')})`);
+  const parts = new Set<string>(opts.parts?.length ? opts.parts : DEFAULT_PARTS);
   const dir = mkdtempSync(join(tmpdir(), 'vr-eval-'));
   try {
     let threads: ThreadRow[] = [];
@@ -73,7 +103,37 @@ export async function runEval(corpus: string, tree: string, opts: { parts?: stri
       }
       applying.perPatch = applying.patches ? applying.warnings / applying.patches : 0;
     }
-    return { threads, perCategory, applying };
+    let patchesIn: PatchesInResult | null = null;
+    let stable: StableResult | null = null;
+    if (parts.has('patches-in') || parts.has('stable')) {
+      // Refs a killed eval left behind (its pid is gone) would otherwise stay in the tree for good.
+      await removeStaleEvalRefs(tree);
+      const db = openDb(join(dir, 'in.db'));
+      try {
+        const src = await ingestMbox(db, join(corpus, 'patches-in-6.1.192.mbox.gz'));
+        const only = opts.msgids ? { msgids: opts.msgids } : {};
+        if (parts.has('patches-in')) patchesIn = await evalPatchesIn(db, src, tree, { ...only, progress: (d, n) => opts.progress?.('patches-in', d, n) });
+        if (parts.has('stable')) stable = await evalStable(db, src, tree, { ...only, progress: (d, n) => opts.progress?.('stable', d, n) });
+      } finally {
+        db.close();
+      }
+    }
+    let diffAlone: DiffAloneResult | null = null;
+    if (parts.has('diffalone')) {
+      const db = openDb(join(dir, 'diffalone.db'));
+      try {
+        const src = await ingestMbox(db, join(corpus, 'patches-applying-6.1.192.mbox.gz'));
+        const ids = db
+          .prepare(`SELECT DISTINCT s.id FROM series s JOIN series_patches sp ON sp.series_id = s.id
+                    JOIN message_sources ms ON ms.message_id = sp.message_id WHERE ms.source_id = ? AND s.relevant = 1 ORDER BY s.id`)
+          .pluck()
+          .all(src) as number[];
+        diffAlone = await evalDiffAlone(db, ids, tree);
+      } finally {
+        db.close();
+      }
+    }
+    return { threads, perCategory, applying, patchesIn, stable, diffAlone };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -95,5 +155,8 @@ export function formatEval(r: EvalResult): string {
     const noisy = Object.entries(r.applying.perRule).sort((a, b) => b[1].count - a[1].count).slice(0, 10);
     if (noisy.length) out.push(table(['rule', 'findings', 'examples'], noisy.map(([k, v]) => [k, v.count, v.examples.slice(0, 2).join(' | ').slice(0, 160)])));
   }
-  return out.join('\n');
+  if (r.patchesIn) out.push('', formatPatchesIn(r.patchesIn));
+  if (r.stable) out.push('', formatStable(r.stable));
+  if (r.diffAlone) out.push('', formatDiffAlone(r.diffAlone));
+  return out.join('\n').replace(/^\n+/, '');
 }

@@ -41,11 +41,15 @@ export function overlap(a: Set<string>, b: Set<string>): number {
 }
 
 /**
- * Whether two entries can race on one object's lifetime. A once-per-object callback (release,
+ * Whether two entries can race on one object's lifetime. Exported functions are left out (their
+ * callers hold what they pass). A once-per-object callback (release,
  * close_device, remove, ...) does not run concurrently with itself, nor with the other callbacks
  * of its own ops structure: the core has waited for every user of the file or device first.
  */
 export function lifetimePair(a: Entry, b: Entry): boolean {
+  // An exported function's callers own the lifetime of what they pass in (they hold the reference or
+  // the lock): without them the model would pair unrelated objects of one type (two domains' cookies).
+  if (a.kind === 'exported' || b.kind === 'exported') return false;
   const sameOps = a.owner !== null && a.owner === b.owner;
   if (a.name === b.name && a.file === b.file) return !isLifecycle(a);
   if (a.member && TEARDOWN.has(a.member) && sameOps) return false;
