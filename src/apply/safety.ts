@@ -245,10 +245,15 @@ export function pathProblem(path: string): string | null {
   return null;
 }
 
-/** `-p1` as git apply does it: drop everything up to and including the first run of slashes. */
+/**
+ * `-p1` as git apply does it: drop everything up to and including the first slash. Only one:
+ * git reads `b//etc/passwd` as `/etc/passwd` (GNU patch would take the run of slashes as one),
+ * so stripping the run here let an absolute path through to git (found by the robustness
+ * campaign; git 2.39 then refused it as an invalid path, but the refusal is meant to be ours).
+ */
 function stripOne(path: string): string {
   const i = path.indexOf('/');
-  return i < 0 ? path : path.slice(i).replace(/^\/+/, '');
+  return i < 0 ? path : path.slice(i + 1);
 }
 
 function mentionProblem(m: PathMention): string | null {

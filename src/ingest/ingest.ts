@@ -92,8 +92,12 @@ export class Ingestor {
       rawGet: db.prepare('SELECT id FROM raw_messages WHERE sha256 = ?').pluck(),
       rawIns: db.prepare('INSERT INTO raw_messages (sha256, bytes, size, first_seen) VALUES (?, ?, ?, ?)'),
       msgByRaw: db.prepare('SELECT id FROM messages WHERE raw_id = ?').pluck(),
-      msgByIdent: db.prepare('SELECT id, subject, date_unix, list_ids FROM messages WHERE ident = ?'),
-      msgIdentCount: db.prepare("SELECT count(*) FROM messages WHERE message_id = ? AND msgid_state = 'reused'").pluck(),
+      // The parsed message that stated this Message-ID first; by message_id, not ident, since an
+      // ident may have been moved aside (see freeIdent) and a derived ident may read like an id.
+      msgStated: db.prepare(
+        "SELECT id, subject, date_unix, list_ids FROM messages WHERE message_id = ? AND msgid_state = 'stated' AND parse_state = 'parsed' ORDER BY id LIMIT 1",
+      ),
+      identTaken: db.prepare('SELECT 1 FROM messages WHERE ident = ?').pluck(),
       srcIns: db.prepare(
         `INSERT OR IGNORE INTO message_sources (message_id, source_id, raw_id, locator, list_id, seen_at)
          VALUES (?, ?, ?, ?, ?, ?)`,
@@ -198,13 +202,27 @@ export class Ingestor {
     }
   }
 
+  /**
+   * `want`, or when a row already holds it, `want~2`, `want~3` ...: idents derived from a hash or
+   * a reuse (`sha256:<hex>`, `<id>#reused-<hex>`) are strings any mail can also state as its
+   * Message-ID, so hostile mail could otherwise claim the ident of a later message and make
+   * its insert fail.
+   */
+  private freeIdent(want: string): string {
+    if (this.st.identTaken.get(want) === undefined) return want;
+    for (let n = 2; ; n++) {
+      const ident = `${want}~${n}`;
+      if (this.st.identTaken.get(ident) === undefined) return ident;
+    }
+  }
+
   private recordFailure(sourceId: number, rawId: number, sha: string, locator: string, bytes: Buffer, reason: string): AddResult {
     this.begin();
     const now = nowIso();
     // Keep whatever Message-ID a plain header scan finds, so threads can still point at it.
     const head = bytes.subarray(0, 64 * 1024).toString('latin1');
     const mid = /^message-id:\s*<(?<id>[^<>\s]+)>/im.exec(head)?.groups?.id ?? null;
-    const id = Number(this.st.failIns.run(`sha256:${sha}`, rawId, mid, mid ? 'stated' : 'missing', reason, now).lastInsertRowid);
+    const id = Number(this.st.failIns.run(this.freeIdent(`sha256:${sha}`), rawId, mid, mid ? 'stated' : 'missing', reason, now).lastInsertRowid);
     this.st.srcIns.run(id, sourceId, rawId, locator, null, now);
     this.counts.failed++;
     this.tick();
@@ -219,7 +237,7 @@ export class Ingestor {
       ident = `sha256:${sha}`;
       state = 'missing';
     } else {
-      const prior = this.st.msgByIdent.get(p.messageId) as
+      const prior = this.st.msgStated.get(p.messageId) as
         | { id: number; subject: string | null; date_unix: number | null; list_ids: string }
         | undefined;
       if (prior && sameMessage(prior, p)) {
@@ -241,6 +259,7 @@ export class Ingestor {
         state = 'stated';
       }
     }
+    ident = this.freeIdent(ident);
     const s = p.subjectInfo;
     const hasDiff = p.diff !== null;
     // A patch tag without a diff (and not a cover) is discussion, not a patch.

@@ -220,6 +220,22 @@ function firstAddress(line: HeaderLine | undefined): MailCore['from'] {
 }
 
 /**
+ * The content type mailsplit's MimeNode gives a part with this header block: the stated one,
+ * else one guessed from a Content-Disposition filename (`x.eml` is message/rfc822), else
+ * text/plain or application/octet-stream. False when the block cannot be read.
+ */
+export function partContentType(head: Buffer): string | false {
+  try {
+    const node = new mailsplit.MimeNode(false, {});
+    node.addHeaderChunk(head);
+    node.parseHeaders();
+    return node.contentType;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Parses a simple single-part text/plain message synchronously, or returns null
  * when it is not simple (multipart, attachment, unusual charset or encoding, an
  * unparseable Date, an oversized header block) so the caller uses `mailparserCore`.

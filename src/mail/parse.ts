@@ -4,7 +4,7 @@ import { extractDiff, splitCommitMessage } from './diff.js';
 import { extractMsgIds, normaliseMsgId } from './msgid.js';
 import { parseSubject, type ParsedSubject } from './subject.js';
 import { parseTrailers, type Trailer } from './trailers.js';
-import { fastCore } from './fast-core.js';
+import { fastCore, partContentType } from './fast-core.js';
 
 /** What vfio-review keeps of one parsed message. Plain data. */
 export interface ParsedMessage {
@@ -55,14 +55,31 @@ function footerValue(text: string, re: RegExp): string[] {
   return out;
 }
 
+/**
+ * The author of an in-body `From: "Name" <addr>` or `From: addr` line, or null. Trimmed first
+ * and matched in anchored, unambiguous pieces: one regex doing it all
+ * (`\s*(?:"?(?<name>[^"<]*?)"?\s*)?<...>\s*$`) had three ways to split a whitespace run and took
+ * cubic time on a line of a few thousand blanks (found by the robustness campaign).
+ */
+function inBodyAuthor(line: string): ParsedMessage['bodyAuthor'] {
+  const v = line.slice('From:'.length).trim();
+  const angle = /<(?<addr>[^<>\s]+@[^<>\s]+)>$/.exec(v);
+  if (angle?.groups) {
+    const name = /^"?(?<name>[^"<]*)"?$/.exec(v.slice(0, angle.index).trimEnd());
+    if (name?.groups) return { name: name.groups.name!.trim() || null, addr: angle.groups.addr!.toLowerCase() };
+  }
+  // A bare address: no white space, an '@' with something on both sides.
+  if (/\s/.test(v) || !v.slice(1, -1).includes('@')) return null;
+  return { name: null, addr: v.toLowerCase() };
+}
+
 /** In-body From:/Date:/Subject: lines that git am honours at the top of the message. */
 function stripInBodyHeaders(message: string): { message: string; author: ParsedMessage['bodyAuthor'] } {
   const lines = message.split('\n');
   let author: ParsedMessage['bodyAuthor'] = null;
   let i = 0;
   while (i < lines.length && /^(?:From|Date|Subject):\s/.test(lines[i]!)) {
-    const m = /^From:\s*(?:"?(?<name>[^"<]*?)"?\s*)?<(?<addr>[^<>\s]+@[^<>\s]+)>\s*$|^From:\s*(?<bare>\S+@\S+)\s*$/.exec(lines[i]!);
-    if (m?.groups) author = { name: m.groups.name?.trim() || null, addr: (m.groups.addr ?? m.groups.bare)!.toLowerCase() };
+    if (lines[i]!.startsWith('From:')) author = inBodyAuthor(lines[i]!) ?? author;
     i++;
   }
   if (i === 0) return { message, author: null };
@@ -89,11 +106,62 @@ export interface MailCore {
   headerValues(name: string): string[];
 }
 
+/** mailsplit refuses a header block over 1 MiB (EMAXLEN), so a longer tail cannot be one. */
+const MAX_HEAD_BYTES = 1024 * 1024;
+
+/**
+ * The bytes to give mailparser. mailsplit 5.4 (under mailparser 3.14) leaves `simpleParser`
+ * pending forever when the input ends inside the header block of an inline `message/rfc822`
+ * part: that header opens an embedded message whose node is never emitted, and the parser
+ * waits for the end of a stream nobody reads (found by the robustness campaign; nothing is
+ * left to run, so no timer or error ever settles it). The type may be stated or guessed by
+ * mailsplit from a `filename="x.eml"` without any Content-Type, so mailsplit's own MimeNode
+ * reads the bytes after the last blank line; when they make a message/rfc822 part, one blank
+ * line is added to close the block. At worst that adds a line break to the last part of an
+ * odd message, which is better than never returning.
+ */
+export function closeDanglingHeader(bytes: Buffer): Buffer {
+  const lf = bytes.lastIndexOf('\n\n');
+  const crlf = bytes.lastIndexOf('\n\r\n');
+  const start = Math.max(lf < 0 ? 0 : lf + 2, crlf < 0 ? 0 : crlf + 3);
+  if (start === bytes.length || bytes.length - start > MAX_HEAD_BYTES) return bytes;
+  const tail = bytes.subarray(start);
+  // Cheap test first: the type is stated (rfc822) or guessed from a Content-Disposition filename.
+  if (!/rfc822|content-disposition/i.test(tail.toString('latin1'))) return bytes;
+  if (partContentType(Buffer.concat([tail, Buffer.from('\n')])) !== 'message/rfc822') return bytes;
+  return Buffer.concat([bytes, Buffer.from(bytes[bytes.length - 1] === 0x0a ? '\n' : '\n\n')]);
+}
+
+/** Above this many steps of libqp's trailing-blank regex (about a second), a quoted-printable message is not decoded. */
+const QP_BLANK_BUDGET = 3e8;
+
+/**
+ * The steps libqp 2.1 spends in `/[\t ]+$/gm` on these bytes: for each run of k blanks that
+ * does not end a line, about k²/2 (each blank of the run starts a match that runs to the end of
+ * the run and fails). mailsplit and mailparser call it on every quoted-printable part, and
+ * fast-core must do the same to give the same text; one 170,000-blank run took 43 s (found by
+ * the robustness campaign). A blank run that ends a line matches at once and costs nothing.
+ */
+function blankRunCost(bytes: Buffer): number {
+  let cost = 0;
+  let run = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (c === 0x20 || c === 0x09) {
+      run++;
+      continue;
+    }
+    if (run > 0 && c !== 0x0a && c !== 0x0d) cost += (run * run) / 2;
+    run = 0;
+  }
+  return cost;
+}
+
 /** The full MIME parse, through mailparser. */
 export async function mailparserCore(bytes: Buffer): Promise<MailCore> {
   let mail: MpMail;
   try {
-    mail = await simpleParser(bytes, {
+    mail = await simpleParser(closeDanglingHeader(bytes), {
       skipHtmlToText: true,
       skipTextToHtml: true,
       skipImageLinks: true,
@@ -127,6 +195,10 @@ export async function mailparserCore(bytes: Buffer): Promise<MailCore> {
 export async function parseMessage(bytes: Buffer): Promise<ParsedMessage> {
   if (!/^[\x21-\x39\x3b-\x7e]+:/.test(bytes.subarray(0, 200).toString('latin1'))) {
     throw new VrError('MAIL_NO_HEADERS', 'the message does not start with a header field');
+  }
+  const cost = blankRunCost(bytes);
+  if (cost > QP_BLANK_BUDGET && /quoted-printable/i.test(bytes.toString('latin1'))) {
+    throw new VrError('MAIL_PARSE', `quoted-printable message with long blank runs inside lines (~${cost.toExponential(1)} decoder steps): not decoded`);
   }
   // Single-part text/plain (98% of list mail) takes the fast path; everything else, full mailparser.
   return fromCore(fastCore(bytes) ?? (await mailparserCore(bytes)));

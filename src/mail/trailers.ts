@@ -26,7 +26,9 @@ export interface Trailer {
 }
 
 const BY_LOWER = new Map<string, TrailerName>(TRAILER_NAMES.map((n) => [n.toLowerCase(), n]));
-const LINE = /^(?<name>[A-Za-z][A-Za-z-]{1,30}):[ \t]*(?<value>\S.*?)\s*$/;
+// Only the name is matched by a regex: `(?<value>\S.*?)\s*$` took quadratic time on a line
+// with a long run of blanks (found by the robustness campaign); see lineTrailer.
+const NAME = /^(?<name>[A-Za-z][A-Za-z-]{1,30}):[ \t]*/;
 const PERSON = /^[^<>]*<[^<>\s@]+@[^<>\s]+>$|^[^\s<>@]+@[^\s<>]+$/;
 const FIXES = /^[0-9a-f]{8,40}\b/i;
 
@@ -34,18 +36,33 @@ function accept(name: TrailerName, value: string): boolean {
   if (name === 'Fixes') return FIXES.test(value);
   if (name === 'Link' || name === 'Closes') return /^(?:https?:\/\/|<)/.test(value);
   // "Cc: stable@vger.kernel.org # 5.10+" and "Cc: <stable@...>" are common; keep the address part.
-  return PERSON.test(value.replace(/\s+#.*$/, ''));
+  return PERSON.test(withoutComment(value));
+}
+
+/**
+ * `value` up to the blanks before its first ` #` comment, as `value.replace(/\s+#.*$/, '')`
+ * would give, in linear time: that regex retries `\s+` from every blank of a long run and took
+ * quadratic time (26 s on 160,000 blanks; found by the robustness campaign).
+ */
+function withoutComment(value: string): string {
+  const hash = value.search(/\s#/);
+  if (hash < 0) return value;
+  let start = hash;
+  while (start > 0 && /\s/.test(value[start - 1]!)) start--;
+  return value.slice(0, start);
 }
 
 /** Trailers of a commit message (origin: the patch). Signed-off-by and Cc are included; callers filter. */
 export function parseTrailers(text: string): Trailer[] {
   const out: Trailer[] = [];
   for (const raw of text.split('\n')) {
-    const m = LINE.exec(raw);
+    const m = NAME.exec(raw);
     if (!m?.groups) continue;
     const name = BY_LOWER.get(m.groups.name!.toLowerCase());
     if (!name) continue;
-    const value = m.groups.value!;
+    // The value starts with a non-blank, holds no line terminator, and loses its trailing blanks.
+    const value = raw.slice(m[0].length).trimEnd();
+    if (!/^\S/.test(value) || /[\r\n\u2028\u2029]/.test(value)) continue;
     if (accept(name, value)) out.push({ name, value });
   }
   return out;
