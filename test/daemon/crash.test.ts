@@ -97,6 +97,9 @@ describe('crash safety of the daemon', () => {
     const final = spawnDaemon(config);
     const c = openDb(db);
     try {
+      // The last killed run may already have finished everything: wait until this one is up (its SIGTERM
+      // handler installed), so the stop below is a clean one and not death by signal during start-up.
+      await final.waitFor('daemon ready', 120_000);
       await until(() => {
         const q = new JobStore(c).counts();
         const rows = outboxRows(c);
