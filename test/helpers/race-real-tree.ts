@@ -3,6 +3,7 @@
  * one whole real function (before = the file without it, after = the real file), so a rule sees
  * real kernel code as "new" and must stay quiet unless the code really has the issue.
  */
+import { expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel, createModelCache, loadParser, modelFile, type SourceReader, type TreeModel } from '../../src/cmodel/index.js';
@@ -121,4 +122,26 @@ export function unchangedCase(root: string, path: string): RealCase | null {
   if (!existsSync(join(root, path))) return null;
   const text = readFileSync(join(root, path), 'utf8');
   return { path, fn: '(none)', before: text, after: text };
+}
+
+/**
+ * The two real-tree checks every race rule carries: nothing for a patch that changes nothing, and
+ * nothing when ~20 real lock-using functions of RACE_FILES are added whole. `adjust` edits the cases
+ * first (e.g. files a series touching a driver usually touches too).
+ */
+export function itStaysQuietOnTheRealTree(rule: Rule, root: () => string, adjust: (cases: RealCase[]) => void = () => undefined): void {
+  it('raises nothing for a patch that changes nothing', async () => {
+    for (const p of RACE_FILES) {
+      const c = unchangedCase(root(), p);
+      if (c) expect(await realFindings(rule, root(), [c])).toEqual([]);
+    }
+  });
+
+  it('raises nothing when ~20 real lock-using functions are added whole', async () => {
+    const cases = (await Promise.all(RACE_FILES.map((p) => lockUsingCases(root(), p, 4)))).flat();
+    adjust(cases);
+    expect(cases.length).toBeGreaterThanOrEqual(18);
+    const found = await realFindings(rule, root(), cases);
+    expect(found.map((f) => `${f.added}: ${f.line} ${f.message}`)).toEqual([]);
+  });
 }
