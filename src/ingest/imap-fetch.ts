@@ -1,6 +1,6 @@
 import { ImapFlow } from 'imapflow';
 import { reasonOf } from '../errors.js';
-import type { ImapSourceConfig } from './imap-source.js';
+import { imapClientOptions, type ImapSourceConfig } from './imap-source.js';
 
 /** One message found on the server by its Message-ID. */
 export interface FetchedMessage {
@@ -16,15 +16,7 @@ export interface FetchedMessage {
  * mailbox holds it; connection and login failures throw with the server's reason.
  */
 export async function fetchByMessageId(cfg: ImapSourceConfig, msgid: string): Promise<FetchedMessage | null> {
-  const client = new ImapFlow({
-    host: cfg.host,
-    port: cfg.port,
-    secure: cfg.secure,
-    ...(cfg.secure || cfg.starttls === undefined ? {} : { doSTARTTLS: cfg.starttls }),
-    auth: { user: cfg.auth.user, pass: cfg.auth.pass },
-    tls: { rejectUnauthorized: cfg.tlsRejectUnauthorized ?? true },
-    logger: false,
-  });
+  const client = new ImapFlow(imapClientOptions(cfg));
   client.on('error', () => undefined);
   await client.connect();
   try {

@@ -23,6 +23,19 @@ export interface ImapSourceConfig {
   batchSize?: number;
 }
 
+/** Connection options for one login (TLS, STARTTLS, auth), shared by every client the project opens. */
+export function imapClientOptions(cfg: ImapSourceConfig): ConstructorParameters<typeof ImapFlow>[0] {
+  return {
+    host: cfg.host,
+    port: cfg.port,
+    secure: cfg.secure,
+    ...(cfg.secure || cfg.starttls === undefined ? {} : { doSTARTTLS: cfg.starttls }),
+    auth: { user: cfg.auth.user, pass: cfg.auth.pass },
+    tls: { rejectUnauthorized: cfg.tlsRejectUnauthorized ?? true },
+    logger: false,
+  };
+}
+
 /** What the source needs from an Ingestor; a Pick so tests can wrap a real one. */
 export type IngestTarget = Pick<Ingestor, 'sourceId' | 'add' | 'finish'>;
 
@@ -155,13 +168,7 @@ export class ImapSource {
   async #connect(role: 'sync' | 'idle', mailbox?: string): Promise<ImapFlow> {
     const cfg = this.#cfg;
     const client = new ImapFlow({
-      host: cfg.host,
-      port: cfg.port,
-      secure: cfg.secure,
-      ...(cfg.secure || cfg.starttls === undefined ? {} : { doSTARTTLS: cfg.starttls }),
-      auth: { user: cfg.auth.user, pass: cfg.auth.pass },
-      tls: { rejectUnauthorized: cfg.tlsRejectUnauthorized ?? true },
-      logger: false,
+      ...imapClientOptions(cfg),
       // IDLE connections idle explicitly (auto-IDLE waits 15 s); restart IDLE before servers' 30 min cut-off.
       disableAutoIdle: role === 'idle',
       maxIdleTime: 5 * 60_000,
