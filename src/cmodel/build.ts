@@ -20,6 +20,8 @@ export interface SourceReader {
   readFile(path: string): string | null;
   /** Entries (names, not paths) of a directory; optional, enables sibling lookup. */
   list?(dir: string): string[];
+  /** Optional hint: these paths are about to be read (a git-backed reader reads them in one batch). */
+  prefetch?(paths: string[]): void;
 }
 
 /** Reuses file models across builds (base and patched trees share most files). */
@@ -77,6 +79,7 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
   const arch = files.some((f) => /(?:^|\/)s390\//.test(f)) ? 's390' : 'x86';
   const models = new Map<string, FileModel>();
   const context: string[] = [];
+  source.prefetch?.(files);
   const touched = files.filter((f) => {
     const m = load(source, f, opts.cache);
     if (m) models.set(f, m);
@@ -88,6 +91,12 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
   let headers = 0;
   while (frontier.length && headers < maxHeaders) {
     const next: typeof frontier = [];
+    // Every candidate of this level in one read (most exist; a missing one costs nothing more).
+    source.prefetch?.(
+      frontier.flatMap(({ path, depth }) =>
+        depth >= depthLimit ? [] : (models.get(path)?.includes ?? []).filter((inc) => !(inc.system && depth > 0)).flatMap((inc) => includeCandidates(path, inc, arch)),
+      ).filter((c) => !models.has(c)),
+    );
     for (const { path, depth } of frontier) {
       for (const inc of models.get(path)?.includes ?? []) {
         if (headers >= maxHeaders || depth >= depthLimit || (inc.system && depth > 0)) continue;
@@ -141,7 +150,9 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
         ...(unbound.length ? [new RegExp(String.raw`\.(?:${unbound.join('|')})\s*=`)] : []),
       ];
       for (const dir of dirs) {
-        for (const name of source.list(dir).sort()) {
+        const names = source.list(dir).sort().filter((n) => n.endsWith('.c'));
+        source.prefetch?.(names.map((n) => (dir === '.' ? n : `${dir}/${n}`)).filter((p) => !models.has(p)));
+        for (const name of names) {
           if (siblings >= maxSiblings) break;
           if (!name.endsWith('.c')) continue;
           const path = dir === '.' ? name : `${dir}/${name}`;

@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { posix } from 'node:path';
 import { gitOk, hermeticEnv, makeWorkspace, HARDENING_CONFIG, type GitOptions } from '../apply/git.js';
 import { buildModel, createModelCache, type ModelCache, type SourceReader, type TreeModel } from '../cmodel/index.js';
 import { parseDiff } from '../apply/safety.js';
@@ -102,33 +101,37 @@ export function viewFromSources(
   };
 }
 
-/** Reads many blobs with one `git cat-file --batch`, as bytes (sizes are byte counts). */
-async function readBlobs(opts: GitOptions, specs: string[]): Promise<Map<string, string | null>> {
+/** Reads many blobs with one `git cat-file --batch` (sizes are byte counts); a missing one is null. */
+function readBlobsSync(gitDir: string, home: string, specs: string[], cwd?: string): Map<string, string | null> {
   const out = new Map<string, string | null>();
   if (specs.length === 0) return out;
-  const buf = execFileSync('git', [...HARDENING_CONFIG, '--git-dir', opts.gitDir!, 'cat-file', '--batch'], {
+  const buf = execFileSync('git', [...HARDENING_CONFIG, '--git-dir', gitDir, 'cat-file', '--batch'], {
     input: specs.join('\n') + '\n',
-    env: hermeticEnv(opts.home),
-    cwd: opts.cwd,
+    env: hermeticEnv(home),
+    ...(cwd ? { cwd } : {}),
     maxBuffer: 512 * 1024 * 1024,
+    stdio: ['pipe', 'pipe', 'ignore'],
   });
   let pos = 0;
   for (const spec of specs) {
     const nl = buf.indexOf(0x0a, pos);
     const head = buf.subarray(pos, nl).toString('latin1');
     pos = nl + 1;
-    // A missing object answers "<spec> missing".
-    const m = /^[0-9a-f]+ blob (\d+)$/.exec(head);
+    // A missing object answers "<spec> missing"; a tree or commit is not a file.
+    const m = /^[0-9a-f]+ (\w+) (\d+)$/.exec(head);
     if (!m) {
       out.set(spec, null);
       continue;
     }
-    const size = Number(m[1]);
-    out.set(spec, buf.subarray(pos, pos + size).toString('utf8'));
+    const size = Number(m[2]);
+    out.set(spec, m[1] === 'blob' ? buf.subarray(pos, pos + size).toString('utf8') : null);
     pos += size + 1;
   }
   return out;
 }
+
+/** A path the readers pass to git: plain tree-relative names only (no `..`, no spaces or options). */
+const safePath = (path: string): boolean => /^[\w./+-]+$/.test(path) && !path.includes('..') && !path.startsWith('-');
 
 /**
  * One view per patch of an apply result: from git objects when the series
@@ -155,9 +158,10 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
     const opts: GitOptions = { gitDir, workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
     let parent = result.base!.commit;
     // Most files a model reads (headers, siblings) are the same at every commit of the series as at
-    // its base: they are read once per base and process, not once per patch and side.
+    // its base: they are read once per base and process, not once per patch and side. What the
+    // series changed so far is held in memory (`current`), so a series commit costs no git reads.
     const base = baseReader(gitDir, parent, ws.home);
-    const changed = new Set<string>();
+    const current = new Map<string, string | null>();
     for (let i = 0; i < result.patches.length; i++) {
       const p = result.patches[i]!;
       if (!p.commit) continue;
@@ -165,26 +169,27 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
       const files = parseDiff(diff).files.map(changedFile);
       const specs: string[] = [];
       for (const f of files) {
-        if (f.oldPath) specs.push(`${parent}:${f.oldPath}`);
+        if (f.oldPath && !current.has(f.oldPath)) specs.push(`${parent}:${f.oldPath}`);
         if (f.status !== 'deleted') specs.push(`${p.commit}:${f.path}`);
       }
-      const blobs = await readBlobs(opts, specs);
-      const before = new Map(files.map((f) => [f.path, f.oldPath ? (blobs.get(`${parent}:${f.oldPath}`) ?? null) : null]));
-      const commit = p.commit;
-      const pre = parent;
-      const changedBefore = new Set(changed);
+      const blobs = readBlobsSync(gitDir, ws.home, specs.filter((x) => safePath(x.slice(x.indexOf(':') + 1))), ws.workTree);
+      const old = (path: string): string | null => (current.has(path) ? current.get(path)! : (blobs.get(`${parent}:${path}`) ?? null));
+      const before = new Map(files.map((f) => [f.path, f.oldPath ? old(f.oldPath) : null]));
+      const after = new Map(files.map((f) => [f.path, f.status === 'deleted' ? null : (blobs.get(`${p.commit}:${f.path}`) ?? null)]));
+      const atParent = new Map(current);
       for (const f of files) {
-        changed.add(f.path);
-        if (f.oldPath) changed.add(f.oldPath);
+        if (f.oldPath && f.oldPath !== f.path) current.set(f.oldPath, null);
+        current.set(f.path, after.get(f.path) ?? null);
       }
-      const beforeModel = lazyModel(files, 'before', treeReader(gitDir, pre, ws.home, { base, changed: changedBefore }));
-      const afterModel = lazyModel(files, 'after', treeReader(gitDir, commit, ws.home, { base, changed: new Set(changed) }));
+      const atCommit = new Map(current);
+      const beforeModel = lazyModel(files, 'before', atParent.size ? seriesReader(base, atParent) : base);
+      const afterModel = lazyModel(files, 'after', seriesReader(base, atCommit));
       views.push({
         patch: meta(i),
         applied: true,
         files,
         before: (path) => before.get(path) ?? null,
-        after: (path) => blobs.get(`${commit}:${path}`) ?? null,
+        after: (path) => after.get(path) ?? null,
         model: (side) => (side === 'before' ? beforeModel() : afterModel()),
       });
       parent = p.commit;
@@ -213,29 +218,55 @@ export function rulesWorkspace(): ReturnType<typeof makeWorkspace> {
 const baseReaders = new Map<string, SourceReader>();
 const BASE_READERS = 4;
 
-function baseReader(gitDir: string, commit: string, home: string): SourceReader {
+/** The process's shared reader of one base commit (its reads are cached for the next series on that base). */
+export function baseReader(gitDir: string, commit: string, home: string): SourceReader {
   const key = `${gitDir}\0${commit}`;
   const hit = baseReaders.get(key);
-  if (hit) return hit;
+  if (hit) {
+    baseReaders.delete(key);
+    baseReaders.set(key, hit);
+    return hit;
+  }
   const r = treeReader(gitDir, commit, home);
   baseReaders.set(key, r);
   if (baseReaders.size > BASE_READERS) baseReaders.delete(baseReaders.keys().next().value!);
   return r;
 }
 
-/** What a reader of a series commit may take from its base's reader: every path the series has not changed so far. */
-export interface BaseOverlay {
-  base: SourceReader;
-  /** Paths (old and new names) changed between the base and this commit. */
-  changed: ReadonlySet<string>;
+/**
+ * A reader of a series commit: the paths the series changed up to it from `changed` (null: deleted
+ * or renamed away), everything else from the base's reader.
+ */
+export function seriesReader(base: SourceReader, changed: ReadonlyMap<string, string | null>): SourceReader {
+  return {
+    readFile: (path) => (changed.has(path) ? changed.get(path)! : base.readFile(path)),
+    prefetch: (paths) => base.prefetch?.(paths.filter((p) => !changed.has(p))),
+    list(dir) {
+      const d = dir.replace(/\/$/, '');
+      const names = new Set(base.list?.(dir) ?? []);
+      const prefix = d === '.' || d === '' ? '' : `${d}/`;
+      for (const [p, text] of changed) {
+        if (!p.startsWith(prefix)) continue;
+        const rest = p.slice(prefix.length);
+        const slash = rest.indexOf('/');
+        if (slash < 0) {
+          if (text === null) names.delete(rest);
+          else names.add(rest);
+        } else if (text !== null) {
+          names.add(rest.slice(0, slash));
+        }
+      }
+      return [...names];
+    },
+  };
 }
 
 /**
- * A synchronous reader over one commit's objects (the C model reads files synchronously). Each
- * read is one hermetic `git cat-file` (a process each: this was half of a series check's time
- * before `overlay` sent unchanged paths to the base's shared reader); results are cached.
+ * A synchronous reader over one commit's objects (the C model reads files synchronously), with
+ * results cached. `prefetch` reads many paths with one `git cat-file --batch`; a path read without
+ * it costs one hermetic `git cat-file` process.
  */
-export function treeReader(gitDir: string, commit: string, home: string, overlay?: BaseOverlay): SourceReader {
+export function treeReader(gitDir: string, commit: string, home: string): SourceReader {
   const cache = new Map<string, string | null>();
   const lists = new Map<string, string[]>();
   const env = hermeticEnv(home);
@@ -250,16 +281,29 @@ export function treeReader(gitDir: string, commit: string, home: string, overlay
   };
   return {
     readFile(path) {
-      if (overlay && !overlay.changed.has(path)) return overlay.base.readFile(path);
-      if (!cache.has(path)) cache.set(path, /^[\w./+-]+$/.test(path) && !path.includes('..') ? gitSync(['cat-file', 'blob', `${commit}:${path}`]) : null);
+      if (!cache.has(path)) cache.set(path, safePath(path) ? gitSync(['cat-file', 'blob', `${commit}:${path}`]) : null);
       return cache.get(path)!;
+    },
+    prefetch(paths) {
+      const want = [...new Set(paths)].filter((p) => !cache.has(p) && safePath(p));
+      if (want.length === 0) return;
+      if (want.length === 1) {
+        this.readFile(want[0]!);
+        return;
+      }
+      let blobs: Map<string, string | null>;
+      try {
+        blobs = readBlobsSync(gitDir, home, want.map((p) => `${commit}:${p}`));
+      } catch {
+        return; // each path is then read on its own
+      }
+      for (const p of want) cache.set(p, blobs.get(`${commit}:${p}`) ?? null);
     },
     list(dir) {
       const d = dir.replace(/\/$/, '');
-      if (overlay?.base.list && ![...overlay.changed].some((p) => posix.dirname(p) === d)) return overlay.base.list(dir);
       let names = lists.get(d);
       if (!names) {
-        const out = gitSync(['ls-tree', '--name-only', `${commit}:${d}`]);
+        const out = safePath(d) || d === '' ? gitSync(['ls-tree', '--name-only', `${commit}:${d}`]) : null;
         // Entry names (not paths), as SourceReader.list promises.
         names = out ? out.split('\n').filter(Boolean) : [];
         lists.set(d, names);

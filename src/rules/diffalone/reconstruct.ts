@@ -20,7 +20,7 @@
 import { gitOk } from '../../apply/git.js';
 import type { ApplyResult, ParsedFile } from '../../apply/types.js';
 import type { SourceReader } from '../../cmodel/index.js';
-import { lazyModel, rulesWorkspace, treeReader, type PatchView } from '../context.js';
+import { lazyModel, rulesWorkspace, baseReader, type PatchView } from '../context.js';
 import { runRules } from '../run.js';
 import { topLevelItems, type TopItem } from './toplevel.js';
 import type { ChangedFile, Rule, RuleFinding } from '../types.js';
@@ -229,14 +229,14 @@ export async function viewsFromDiff(tree: string, result: ApplyResult): Promise<
   const base = attempt?.commit ?? null;
   const ws = await rulesWorkspace();
   const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
-  const baseReader: SourceReader | null = base ? treeReader(gitDir, base, ws.home) : null;
+  const baseFiles: SourceReader | null = base ? baseReader(gitDir, base, ws.home) : null;
   const label = attempt ? `${attempt.ref} (${attempt.commit?.slice(0, 12)})` : 'no base';
   /** Per path, the file's whole items as the series has them so far. */
   const state = new Map<string, Item[]>();
   const stateOf = (path: string): Item[] => {
     let s = state.get(path);
     if (!s) {
-      const text = baseReader?.readFile(path) ?? null;
+      const text = baseFiles?.readFile(path) ?? null;
       s = text ? baseItems(text, `${label} ${path}`) : [];
       state.set(path, s);
     }
@@ -255,7 +255,7 @@ export async function viewsFromDiff(tree: string, result: ApplyResult): Promise<
       if (f.binary || !isC(path) || f.change === 'deleted' || !isC(f.oldPath ?? f.newPath)) continue;
       const post = sparseSide(f, 'new');
       const pre = sparseSide(f, 'old');
-      const baseText = f.change === 'added' ? null : (baseReader?.readFile(f.oldPath ?? path) ?? null);
+      const baseText = f.change === 'added' ? null : (baseFiles?.readFile(f.oldPath ?? path) ?? null);
       if (baseText !== null) alignFunctions(f, baseText.split('\n'), post, pre);
       const postItems = itemsIn(post);
       const preItems = f.change === 'added' ? [] : itemsIn(pre);
@@ -284,16 +284,17 @@ export async function viewsFromDiff(tree: string, result: ApplyResult): Promise<
       state.set(path, next);
     }
     if (files.length === 0) continue;
-    const reader = (side: Map<string, string | null>): SourceReader => ({
-      readFile: (path) => (side.has(path) ? side.get(path)! : (baseReader?.readFile(path) ?? null)),
+    const sideReader = (side: Map<string, string | null>): SourceReader => ({
+      readFile: (path) => (side.has(path) ? side.get(path)! : (baseFiles?.readFile(path) ?? null)),
+      prefetch: (paths) => baseFiles?.prefetch?.(paths.filter((p) => !side.has(p))),
       list: (dir) => {
         const d = dir.endsWith('/') ? dir : `${dir}/`;
         const own = [...side.keys()].filter((k) => k.startsWith(d) && !k.slice(d.length).includes('/')).map((k) => k.slice(d.length));
-        return [...new Set([...(baseReader?.list?.(dir) ?? []), ...own])];
+        return [...new Set([...(baseFiles?.list?.(dir) ?? []), ...own])];
       },
     });
-    const beforeModel = lazyModel(files, 'before', reader(before));
-    const afterModel = lazyModel(files, 'after', reader(after));
+    const beforeModel = lazyModel(files, 'before', sideReader(before));
+    const afterModel = lazyModel(files, 'after', sideReader(after));
     views.push({
       patch: { msgid: p.msgid ?? `patch-${p.index}`, index: p.index, subject: p.subject ?? '' },
       applied: true,
