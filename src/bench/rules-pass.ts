@@ -173,7 +173,7 @@ export async function rulesPass(gitDir: string, commit: string, paths: string[],
   reader.prefetch(paths);
   const tRead = performance.now();
   const files = new TimedFiles();
-  const cache: ModelCache = { files };
+  const cache: ModelCache = { files, recent: [] };
   const perRule = new Map<string, RuleTime>(RULES.map((r) => [r.id, { id: r.id, seconds: 0, findings: 0, failures: 0 }]));
   const perFile: { path: string; seconds: number }[] = [];
   const res: PassResult = {

@@ -27,6 +27,8 @@ export interface SourceReader {
 /** Reuses file models across builds (base and patched trees share most files). */
 export interface ModelCache {
   files: Map<string, FileModel>;
+  /** The last few models built, most recent last: handed back whole when the same files come again. */
+  recent: TreeModel[];
 }
 
 /** Bounds and reuse for {@link buildModel}. */
@@ -44,18 +46,43 @@ export interface BuildOptions {
 
 /** A fresh cache for {@link BuildOptions.cache}. */
 export function createModelCache(): ModelCache {
-  return { files: new Map() };
+  return { files: new Map(), recent: [] };
 }
+
+/** File models a cache keeps (a driver with its headers and siblings is 50-100 files). */
+const MAX_CACHED_FILES = 3000;
 
 function load(source: SourceReader, path: string, cache: ModelCache | undefined): FileModel | null {
   const text = source.readFile(path);
   if (text === null) return null;
   const key = `${path}\0${createHash('sha1').update(text).digest('hex')}`;
   const hit = cache?.files.get(key);
-  if (hit) return hit;
+  if (hit) {
+    // Least recently used last out: a daemon's cache stays bounded over months of series.
+    cache!.files.delete(key);
+    cache!.files.set(key, hit);
+    return hit;
+  }
   const m = modelFile(text, path);
-  cache?.files.set(key, m);
+  if (cache) {
+    cache.files.set(key, m);
+    if (cache.files.size > MAX_CACHED_FILES) cache.files.delete(cache.files.keys().next().value!);
+  }
   return m;
+}
+
+/** How many recent models a cache keeps, to hand back whole when the same files come again. */
+const RECENT_MODELS = 6;
+
+function sameFiles(a: TreeModel, files: Map<string, FileModel>, touched: string[]): boolean {
+  if (a.files.size !== files.size || a.touched.length !== touched.length || a.touched.some((t, i) => touched[i] !== t)) return false;
+  const bk = [...files];
+  let i = 0;
+  for (const [p, m] of a.files) {
+    const [q, n] = bk[i++]!;
+    if (p !== q || m !== n) return false;
+  }
+  return true;
 }
 
 /** Candidate tree paths for an include, most likely first. */
@@ -169,6 +196,9 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
     }
   }
 
+  // The same files (the same objects, so the same texts) and the same touched files: the same model.
+  const same = opts.cache?.recent.find((m) => sameFiles(m, models, touched));
+  if (same) return same;
   const model: TreeModel = {
     files: models, functions: new Map(), env: buildTypeEnv(models.values()), ops: new Map(), summaries: new Map(), touched, context,
   };
@@ -196,5 +226,30 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
     }
   }
   computeSummaries(model, opts.maxRounds);
+  if (process.env.VFIO_REVIEW_VERIFY_SUMMARIES === '1') verifyReused(model, opts.maxRounds);
+  if (opts.cache) {
+    opts.cache.recent.push(model);
+    if (opts.cache.recent.length > RECENT_MODELS) opts.cache.recent.shift();
+  }
   return model;
+}
+
+/**
+ * A check for tests and evaluations (VFIO_REVIEW_VERIFY_SUMMARIES=1): the summaries (some taken from
+ * earlier models) equal those computed from scratch; throws on the first difference.
+ */
+function verifyReused(model: TreeModel, maxRounds: number | undefined): void {
+  const fresh: TreeModel = { ...model, summaries: new Map() };
+  computeSummaries(fresh, maxRounds, { reuse: false });
+  const keys = new Set([...model.summaries.keys(), ...fresh.summaries.keys()]);
+  for (const k of keys) {
+    const a = JSON.stringify(model.summaries.get(k) ?? null);
+    const b = JSON.stringify(fresh.summaries.get(k) ?? null);
+    if (a === b) continue;
+    const x = model.summaries.get(k) as unknown as Record<string, unknown> | undefined;
+    const y = fresh.summaries.get(k) as unknown as Record<string, unknown> | undefined;
+    const fields = Object.keys(x ?? y ?? {}).filter((f) => JSON.stringify(x?.[f]) !== JSON.stringify(y?.[f]));
+    const show = (o: Record<string, unknown> | undefined): string => (o ? fields.map((f) => `${f}=${JSON.stringify(o[f])}`).join(' ') : 'none');
+    throw new Error(`reused summary of ${k} differs from the one computed from scratch: reused ${show(x)}; from scratch ${show(y)}`);
+  }
 }

@@ -28,5 +28,5 @@ export {
   type CallOutcome, type Exploration, type ExitState, type HeldLock, type PathIssue, type PathResult, type PathStep, type Released, type WalkContext, type WalkOptions,
 } from './paths.js';
 export { prefilter, type LockAnnotation, type MacroGlobal, type PrefilterResult } from './prefilter.js';
-export { computeSummaries, summarise } from './summaries.js';
+export { computeSummaries, summarise, type SummaryStats } from './summaries.js';
 export { textPath } from './textpath.js';

@@ -9,6 +9,7 @@ import type { CallEvent, LockEvent } from './events.js';
 import type { FunctionModel } from './functions.js';
 import { classOfPath, lockClassOf, type TypeEnv } from './locks.js';
 import type { HeldLock } from './paths.js';
+import type { SummaryStats } from './summaries.js';
 
 /** A lock named by class and as written, with its kind. */
 export interface LockRef {
@@ -93,6 +94,8 @@ export interface TreeModel {
   touched: string[];
   /** Files pulled in for context: headers and callee-defining siblings. */
   context: string[];
+  /** How the summaries were made (computed or reused), set by `computeSummaries`. */
+  stats?: SummaryStats;
 }
 
 /** The key of a function in {@link TreeModel.summaries}: `file:name`. */

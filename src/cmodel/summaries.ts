@@ -20,6 +20,7 @@ import {
 import { explore, type WalkContext } from './paths.js';
 import type { LockAnnotation } from './prefilter.js';
 import { textPath } from './textpath.js';
+import { distinctCallees, recordingEnv, reuse, store } from './incremental.js';
 
 const MAX_OUTCOMES = 8;
 const MAX_TAKES = 64;
@@ -120,7 +121,7 @@ function mergeByEffect(outs: LockOutcome[]): LockOutcome[] {
   });
 }
 
-const prototypeIndex = new WeakMap<TreeModel, Map<string, Prototype[]>>();
+const prototypeIndex = new WeakMap<TreeModel['files'], Map<string, Prototype[]>>();
 
 /**
  * Lock annotations of a function: on its definition, and on prototypes of the same name (often the
@@ -128,13 +129,13 @@ const prototypeIndex = new WeakMap<TreeModel, Map<string, Prototype[]>>();
  * definition's.
  */
 export function annotationsOf(model: TreeModel, fn: FunctionModel): LockAnnotation[] {
-  let index = prototypeIndex.get(model);
+  let index = prototypeIndex.get(model.files);
   if (!index) {
     index = new Map();
     for (const f of model.files.values()) {
       for (const p of f.prototypes) if (p.annotations.length) index.set(p.name, [...(index.get(p.name) ?? []), p]);
     }
-    prototypeIndex.set(model, index);
+    prototypeIndex.set(model.files, index);
   }
   const out = [...fn.annotations];
   for (const p of index.get(fn.name) ?? []) {
@@ -265,41 +266,179 @@ function collectUses(model: TreeModel, fn: FunctionModel, ctx: WalkContext, held
   s.fieldsWritten = [...written];
 }
 
-/** What a summary change is judged by: if this is stable, callers need no recomputation. */
-function signature(s: FunctionSummary): string {
-  return JSON.stringify([s.outcomes.map(outcomeKey), s.takes.map((t) => `${t.cls}|${t.trylock}|${t.via.join('>')}`), s.requires.map((r) => r.cls), s.sleeps?.api ?? null]);
-}
+/** Caller views by summary (a summary is immutable once made, and shared by the models that reuse it). */
+const views = new WeakMap<FunctionSummary, string>();
 
 /**
- * Compute summaries for every function of the model, iterating callers of changed functions to
- * a fixpoint (at most `maxRounds` rounds, default 6).
+ * What a caller reads of a summary (outcomes, takes, requirements, sleeping, with the parameter
+ * names they are written in): when this is the same, a caller's summary is the same.
  */
-export function computeSummaries(model: TreeModel, maxRounds = 6): void {
-  const fns = allFunctions(model);
-  const callers = new Map<string, Set<FunctionModel>>();
-  for (const fn of fns) {
-    for (const ev of fn.events) {
-      if (ev.kind !== 'call' || lockApi(ev.callee)) continue;
-      for (const t of resolveCall(model, ev, fn)) {
-        const k = functionKey(t);
-        let set = callers.get(k);
-        if (!set) callers.set(k, (set = new Set()));
-        set.add(fn);
+function callerView(s: FunctionSummary, fn: FunctionModel): string {
+  let v = views.get(s);
+  if (v === undefined) {
+    v = JSON.stringify([
+      fn.params.map((p) => p.name),
+      s.outcomes,
+      s.takes.map((t) => [t.cls, t.lock, t.flavor, t.mode, t.trylock, t.via]),
+      s.requires.map((r) => [r.cls, r.lock, r.via]),
+      s.sleeps ? [s.sleeps.api, s.sleeps.via] : null,
+    ]);
+    views.set(s, v);
+  }
+  return v;
+}
+
+/** The definitions each call event of `fn` reaches (lock API calls and `guard` excluded), in event order. */
+function callTargets(model: TreeModel, fn: FunctionModel): FunctionModel[][] {
+  const out: FunctionModel[][] = [];
+  for (const ev of fn.events) if (ev.kind === 'call' && !lockApi(ev.callee)) out.push(resolveCall(model, ev, fn));
+  return out;
+}
+
+/** Strongly connected components of the call graph, callees before callers (Tarjan, iterative). */
+function componentsBottomUp(nodes: FunctionModel[], edges: Map<FunctionModel, FunctionModel[]>): FunctionModel[][] {
+  const index = new Map<FunctionModel, number>();
+  const low = new Map<FunctionModel, number>();
+  const onStack = new Set<FunctionModel>();
+  const stack: FunctionModel[] = [];
+  const out: FunctionModel[][] = [];
+  let next = 0;
+  for (const root of nodes) {
+    if (index.has(root)) continue;
+    const work: { v: FunctionModel; i: number }[] = [{ v: root, i: 0 }];
+    index.set(root, next);
+    low.set(root, next++);
+    stack.push(root);
+    onStack.add(root);
+    while (work.length) {
+      const top = work[work.length - 1]!;
+      const succ = edges.get(top.v) ?? [];
+      if (top.i < succ.length) {
+        const w = succ[top.i++]!;
+        if (!index.has(w)) {
+          index.set(w, next);
+          low.set(w, next++);
+          stack.push(w);
+          onStack.add(w);
+          work.push({ v: w, i: 0 });
+        } else if (onStack.has(w)) {
+          low.set(top.v, Math.min(low.get(top.v)!, index.get(w)!));
+        }
+        continue;
+      }
+      work.pop();
+      if (work.length) {
+        const parent = work[work.length - 1]!.v;
+        low.set(parent, Math.min(low.get(parent)!, low.get(top.v)!));
+      }
+      if (low.get(top.v) === index.get(top.v)) {
+        const comp: FunctionModel[] = [];
+        let w: FunctionModel;
+        do {
+          w = stack.pop()!;
+          onStack.delete(w);
+          comp.push(w);
+        } while (w !== top.v);
+        out.push(comp.reverse());
       }
     }
   }
-  // Inline functions of context headers that nothing in the model calls cannot matter to a rule.
-  const touched = new Set(model.touched);
-  let dirty = new Set(fns.filter((f) => touched.has(f.file) || !f.file.endsWith('.h') || callers.has(functionKey(f))));
-  for (let round = 0; round < maxRounds && dirty.size > 0; round++) {
-    const next = new Set<FunctionModel>();
-    for (const fn of dirty) {
-      const key = functionKey(fn);
-      const old = model.summaries.get(key);
-      const s = summarise(model, fn);
-      model.summaries.set(key, s);
-      if (!old || signature(old) !== signature(s)) for (const c of callers.get(key) ?? []) next.add(c);
+  return out;
+}
+
+/**
+ * Compute summaries for every function of the model that a rule may ask about, callees before
+ * callers. A function outside recursion is summarised once, or its summary is taken from an
+ * earlier model when everything it depends on reads the same (incremental.ts; `reuse: false`
+ * turns that off). Mutually recursive functions are iterated together to a fixpoint, at most
+ * `maxRounds` rounds (default 6).
+ */
+export function computeSummaries(model: TreeModel, maxRounds = 6, opts: { reuse?: boolean } = {}): SummaryStats {
+  const fns = allFunctions(model);
+  // One summary per key: of `#ifdef` variants of one static function, the first.
+  const first = new Map<string, FunctionModel>();
+  for (const f of fns) if (!first.has(functionKey(f))) first.set(functionKey(f), f);
+  const own = (f: FunctionModel): FunctionModel => first.get(functionKey(f))!;
+  const targets = new Map<FunctionModel, FunctionModel[][]>();
+  const callees = new Map<FunctionModel, FunctionModel[]>();
+  const called = new Set<FunctionModel>();
+  const callers = new Map<FunctionModel, FunctionModel[]>();
+  for (const f of first.values()) {
+    const ts = callTargets(model, f);
+    targets.set(f, ts);
+    const cs = [...new Set(distinctCallees(ts).map(own))];
+    callees.set(f, cs);
+    for (const c of cs) {
+      called.add(c);
+      callers.set(c, [...(callers.get(c) ?? []), f]);
     }
-    dirty = next;
   }
+  // Inline functions of context headers that nothing in the model calls cannot matter to a rule,
+  // unless they call one that does (a rule may ask about any caller of a function it follows).
+  const touched = new Set(model.touched);
+  const wanted = new Set([...first.values()].filter((f) => touched.has(f.file) || !f.file.endsWith('.h') || called.has(f)));
+  for (const f of wanted) for (const c of callers.get(f) ?? []) wanted.add(c);
+  const relevant = [...first.values()].filter((f) => wanted.has(f));
+
+  const reuseOn = opts.reuse !== false;
+  const viewOf = (c: FunctionModel): string | null => {
+    const s = model.summaries.get(functionKey(c));
+    return s ? callerView(s, own(c)) : null;
+  };
+  const stats: SummaryStats = { computed: 0, reused: 0, converged: true };
+  for (const comp of componentsBottomUp(relevant, callees)) {
+    const f = comp[0]!;
+    const recursive = comp.length > 1 || callees.get(f)!.includes(f);
+    if (!recursive) {
+      const key = functionKey(f);
+      const probe = {
+        env: model.env,
+        calls: () => targets.get(f)!,
+        view: viewOf,
+        annotations: () => JSON.stringify(annotationsOf(model, f)),
+      };
+      const hit = reuseOn ? reuse(f, probe) : null;
+      if (hit) {
+        model.summaries.set(key, hit);
+        stats.reused++;
+        continue;
+      }
+      stats.computed++;
+      const log = new Map<string, Parameters<typeof recordingEnv>[1] extends Map<string, infer R> ? R : never>();
+      const s = summarise(reuseOn ? { ...model, env: recordingEnv(model.env, log) } : model, f);
+      model.summaries.set(key, s);
+      if (reuseOn) {
+        const ts = targets.get(f)!;
+        store(f, s, { env: [...log.values()], calls: ts, calleeViews: distinctCallees(ts).map(viewOf), annotations: probe.annotations() });
+      }
+      continue;
+    }
+    // Recursion: iterate the component from nothing until its caller views settle.
+    const last = new Map<FunctionModel, string>();
+    let stable = false;
+    for (let round = 0; round < maxRounds && !stable; round++) {
+      stable = round > 0;
+      for (const g of comp) {
+        stats.computed++;
+        const s = summarise(model, g);
+        model.summaries.set(functionKey(g), s);
+        const v = callerView(s, g);
+        if (last.get(g) !== v) stable = false;
+        last.set(g, v);
+      }
+    }
+    if (!stable) stats.converged = false;
+  }
+  model.stats = stats;
+  return stats;
+}
+
+/** How a model's summaries came about. */
+export interface SummaryStats {
+  /** Summaries computed (a recursive function once per round). */
+  computed: number;
+  /** Summaries taken from an earlier model. */
+  reused: number;
+  /** Every recursion reached its fixpoint within the round bound. */
+  converged: boolean;
 }

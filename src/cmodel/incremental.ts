@@ -1,0 +1,152 @@
+/**
+ * Reusing function summaries between models. A series check builds two models per patch (its files
+ * before and after it) over nearly the same headers and siblings, and a daemon builds many models
+ * over one base: recomputing every summary (thousands of functions in a driver and its siblings)
+ * was half of a check's time.
+ *
+ * A summary of a function outside recursion is a function of: its definition (the same object in
+ * every model that loaded the same file text, through the file cache), the type declarations its
+ * lock and field classes were resolved against, the definitions its calls reach, what those
+ * callees' summaries show a caller (see `callerView` in summaries.ts), and the lock annotations on
+ * its prototypes. A summary is stored with those dependencies as they were read; a later model
+ * takes it only when every one of them reads the same there. Summaries are computed callees first,
+ * so the callees' summaries are final when a caller is checked. The result is the same as computing
+ * every summary afresh (VFIO_REVIEW_VERIFY_SUMMARIES=1 checks this; see test/cmodel/incremental.test.ts).
+ */
+import type { FunctionModel } from './functions.js';
+import type { TypeEnv } from './locks.js';
+import type { FunctionSummary } from './model.js';
+
+/** One read of the type environment and what it answered. */
+type EnvRead = { map: 'typedefs' | 'globals' | 'returns'; key: string; value: string | undefined }
+  | { map: 'structs'; key: string; value: boolean }
+  | { map: 'field'; key: string; member: string; value: string | undefined }
+  | { map: 'fileGlobals'; key: string; member: string; value: string | undefined };
+
+/** What a stored summary was computed from, besides the function's own definition. */
+export interface SummaryDeps {
+  env: EnvRead[];
+  /** The definitions each call event (in event order) resolved to. */
+  calls: FunctionModel[][];
+  /** The caller view of each distinct callee's summary, in first-call order (null: none). */
+  calleeViews: (string | null)[];
+  /** The annotations on the definition and its prototypes, as the summary saw them. */
+  annotations: string;
+}
+
+interface Stored {
+  summary: FunctionSummary;
+  deps: SummaryDeps;
+}
+
+/** Stored summaries by definition; a definition in several environments keeps a few. */
+const stored = new WeakMap<FunctionModel, Stored[]>();
+const PER_DEFINITION = 3;
+
+/** A TypeEnv that records every lookup into `log` (the summary path only calls get/has). */
+export function recordingEnv(env: TypeEnv, log: Map<string, EnvRead>): TypeEnv {
+  const note = (r: EnvRead): void => {
+    const k = `${r.map}\0${r.key}\0${'member' in r ? r.member : ''}`;
+    if (!log.has(k)) log.set(k, r);
+  };
+  const flat = (map: 'typedefs' | 'globals' | 'returns') => ({
+    get: (key: string) => {
+      const value = env[map].get(key);
+      note({ map, key, value });
+      return value;
+    },
+    has: (key: string) => {
+      const value = env[map].get(key);
+      note({ map, key, value });
+      return env[map].has(key);
+    },
+  });
+  const nested = (map: 'structs' | 'fileGlobals', outer: Map<string, Map<string, string>>) => {
+    const inner = (key: string, m: Map<string, string>) => ({
+      get: (member: string) => {
+        const value = m.get(member);
+        note(map === 'structs' ? { map: 'field', key, member, value } : { map: 'fileGlobals', key, member, value });
+        return value;
+      },
+      has: (member: string) => {
+        const value = m.get(member);
+        note(map === 'structs' ? { map: 'field', key, member, value } : { map: 'fileGlobals', key, member, value });
+        return m.has(member);
+      },
+    });
+    const get = (key: string) => {
+      const m = outer.get(key);
+      if (map === 'structs') note({ map: 'structs', key, value: m !== undefined });
+      if (!m) {
+        // A missing file's statics read as absent members, so a later model that has the file differs.
+        if (map === 'fileGlobals') return inner(key, new Map());
+        return undefined;
+      }
+      return inner(key, m);
+    };
+    return { get, has: (key: string) => get(key) !== undefined };
+  };
+  return {
+    typedefs: flat('typedefs'), globals: flat('globals'), returns: flat('returns'),
+    structs: nested('structs', env.structs), fileGlobals: nested('fileGlobals', env.fileGlobals),
+  } as unknown as TypeEnv;
+}
+
+function replay(env: TypeEnv, r: EnvRead): boolean {
+  switch (r.map) {
+    case 'structs':
+      return env.structs.has(r.key) === r.value;
+    case 'field':
+      return env.structs.get(r.key)?.get(r.member) === r.value;
+    case 'fileGlobals':
+      return env.fileGlobals.get(r.key)?.get(r.member) === r.value;
+    default:
+      return env[r.map].get(r.key) === r.value;
+  }
+}
+
+/** What a stored summary needs to be taken in another model. */
+export interface ReuseProbe {
+  env: TypeEnv;
+  /** The definitions each call event of the function resolves to in this model. */
+  calls: () => FunctionModel[][];
+  /** The caller view of a callee's current summary in this model. */
+  view: (callee: FunctionModel) => string | null;
+  annotations: () => string;
+}
+
+const sameTargets = (a: FunctionModel[][], b: FunctionModel[][]): boolean =>
+  a.length === b.length && a.every((x, i) => x.length === b[i]!.length && x.every((f, j) => f === b[i]![j]));
+
+/** The distinct callees of a call list, in first-call order. */
+export function distinctCallees(calls: FunctionModel[][]): FunctionModel[] {
+  const out = new Set<FunctionModel>();
+  for (const ts of calls) for (const t of ts) out.add(t);
+  return [...out];
+}
+
+/** A stored summary of `fn` whose dependencies all read the same through `probe`, or null. */
+export function reuse(fn: FunctionModel, probe: ReuseProbe): FunctionSummary | null {
+  const list = stored.get(fn);
+  if (!list) return null;
+  let calls: FunctionModel[][] | null = null;
+  let annotations: string | null = null;
+  for (const s of list) {
+    if (!s.deps.env.every((r) => replay(probe.env, r))) continue;
+    calls ??= probe.calls();
+    if (!sameTargets(calls, s.deps.calls)) continue;
+    if (!distinctCallees(calls).every((c, i) => probe.view(c) === s.deps.calleeViews[i])) continue;
+    annotations ??= probe.annotations();
+    if (annotations !== s.deps.annotations) continue;
+    return s.summary;
+  }
+  return null;
+}
+
+/** Keep `summary` of `fn` with what it was computed from. */
+export function store(fn: FunctionModel, summary: FunctionSummary, deps: SummaryDeps): void {
+  const list = stored.get(fn) ?? [];
+  list.unshift({ summary, deps });
+  if (list.length > PER_DEFINITION) list.pop();
+  stored.set(fn, list);
+}
