@@ -8,6 +8,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The files most vfio/iommu series touch or reach (their headers come along); missing ones are skipped. */
 export const DEFAULT_WARM_PATHS: readonly string[] = ['drivers/vfio/vfio_main.c', 'drivers/vfio/pci/vfio_pci_core.c', 'drivers/iommu/iommu.c'];
+/** Directories whose every .c file a worker models while idle, after {@link DEFAULT_WARM_PATHS}. */
+export const DEFAULT_WARM_DIRS: readonly string[] = ['drivers/vfio', 'drivers/iommu'];
 
 /** One IMAP login the daemon watches (one or more mailboxes). */
 export interface DaemonSource {
@@ -47,6 +49,8 @@ export interface DaemonConfig {
   readonly checkpatch: boolean;
   /** Files whose C model a new check worker builds before its first series (see src/daemon/warm.ts). */
   readonly warmPaths: readonly string[];
+  /** Directories whose .c files (recursively) a worker models while idle, after warmPaths. */
+  readonly warmDirs: readonly string[];
   readonly logLevel: LogLevel;
 }
 
@@ -156,10 +160,12 @@ export function parseDaemonConfig(
 
   const maxAge = o.maxAgeDays === null ? null : num(o.maxAgeDays, 14, 'maxAgeDays');
   if (o.checkpatch !== undefined && typeof o.checkpatch !== 'boolean') fail('checkpatch must be true or false');
+  const treePaths = (v: unknown): v is string[] =>
+    Array.isArray(v) && v.every((p) => typeof p === 'string' && /^[\w.+-]+(?:\/[\w.+-]+)*$/.test(p) && !p.split('/').includes('..'));
   const warm = o.warmPaths === undefined ? DEFAULT_WARM_PATHS : o.warmPaths;
-  if (!Array.isArray(warm) || !warm.every((p) => typeof p === 'string' && /^[\w.+-]+(?:\/[\w.+-]+)*$/.test(p) && !p.split('/').includes('..'))) {
-    fail('warmPaths must be an array of tree paths');
-  }
+  if (!treePaths(warm)) fail('warmPaths must be an array of tree paths');
+  const warmDirs = o.warmDirs === undefined ? DEFAULT_WARM_DIRS : o.warmDirs;
+  if (!treePaths(warmDirs)) fail('warmDirs must be an array of tree directories');
   return Object.freeze({
     sources: Object.freeze(sources),
     waitSeconds,
@@ -174,6 +180,7 @@ export function parseDaemonConfig(
     maxAgeDays: maxAge,
     checkpatch: o.checkpatch !== false,
     warmPaths: Object.freeze([...(warm as string[])]),
+    warmDirs: Object.freeze([...(warmDirs as string[])]),
     logLevel,
   });
 }

@@ -105,7 +105,7 @@ export class Daemon {
     ingestor.finish();
     this.#reporter = new Reporter(this.#db, this.#o.config.report, sinks, this.#log);
     this.#pool = new CheckPool(d.workers, {
-      warm: { tree: this.#o.tree, ref: this.#o.config.apply.baseMap.default, paths: d.warmPaths },
+      warm: { tree: this.#o.tree, ref: this.#o.config.apply.baseMap.default, paths: d.warmPaths, dirs: d.warmDirs },
       onWarm: (e) => (e.error ? this.#log.warn({ ms: e.ms, err: e.error }, 'check worker warm-up failed') : this.#log.info({ ms: e.ms }, 'check worker warmed')),
     });
     const target = serialIngest(ingestor);

@@ -40,12 +40,16 @@ describe('bench rules on the real 6.1 tree', () => {
     expect(out).toContain(`(${FILES.length} checked + `);
   }, 600_000);
 
-  it.skipIf(!HAS_CORPUS)('times one corpus series with and without checkpatch.pl', async () => {
-    const out = await benchRules({ tree, corpus: CORPUS, log }, { paths: FILES.slice(0, 2), runs: 1 });
+  it.skipIf(!HAS_CORPUS)('times corpus series cold, then warm after a daemon worker\'s warm-up, with checkpatch.pl\'s share', async () => {
+    const out = await benchRules({ tree, corpus: CORPUS, log }, { paths: FILES.slice(0, 2), series: 2 });
     expect(firstTable(out)).toHaveLength(3);
-    expect(out).toMatch(/^series: checkSeries on corpus series \d+ ".*": \d+ of \d+ patches present, apply status \w+/m);
-    expect(out).toMatch(/^ {2}apply \+ \d+ rules \(simulator hook off\): median \d+\.\d\d s of 1 /m);
-    expect(out).toMatch(/^ {2}apply \+ rules \+ checkpatch\.pl: +median \d+\.\d\d s of 1 /m);
-    expect(out).toMatch(/^ {2}target "one series in under a second" \(apply \+ rules.*\): (?:met|NOT met);/m);
+    expect(out).toMatch(/^ {2}cold, the process's first check: series \d+ \(\d+ of \d+ patches, \w+\) \d+\.\d\d s = \d\.\d{3} s\/patch; x 10: \d+\.\d\d s$/m);
+    expect(out).toMatch(/^ {2}warm-up as a daemon worker does it \(src\/daemon\/warm\.ts\): \d+ \.c files under drivers\/vfio, drivers\/iommu in /m);
+    const lines = out.split('\n');
+    const head = lines.findIndex((l) => /^series\s+patches\s+apply\s+findings\s+seconds\s+s\/patch\s+checkpatch\.pl s\/patch\s+subject/.test(l));
+    expect(head, out).toBeGreaterThan(0);
+    expect(lines.slice(head + 1, head + 3).every((l) => /^\d+\s+\d+ of \d+\s+\w+\s+\d+\s+\d/.test(l)), out).toBe(true);
+    expect(out).toMatch(/^ {2}median \d\.\d{3} s\/patch; x 10: \d+\.\d\d s \(checkpatch\.pl adds \d\.\d{3} s\/patch: /m);
+    expect(out).toMatch(/^ {2}target "one series in under a second" \(apply \+ rules, 10 patches, warm worker\): (?:met|NOT met); cold first check: (?:met|NOT met); with checkpatch\.pl: (?:met|NOT met)$/m);
   }, 600_000);
 });

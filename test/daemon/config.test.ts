@@ -23,6 +23,7 @@ describe('daemon configuration', () => {
       sources: [], waitSeconds: 600, workers: availableParallelism(), sinks: null, leaseSeconds: 60, maxAttempts: 5, retrySeconds: 60,
       deliverSeconds: 30, tickMs: 2000, shutdownGraceSeconds: 20, maxAgeDays: 14, checkpatch: true, logLevel: 'info',
       warmPaths: ['drivers/vfio/vfio_main.c', 'drivers/vfio/pci/vfio_pci_core.c', 'drivers/iommu/iommu.c'],
+      warmDirs: ['drivers/vfio', 'drivers/iommu'],
     });
     expect(Object.isFrozen(d)).toBe(true);
     expect(Object.isFrozen(d.sources)).toBe(true);
@@ -69,6 +70,7 @@ describe('daemon configuration', () => {
     [{ sources: [{ ...source, passwordEnv: 'lower case' }] }, /passwordEnv/],
     [{ checkpatch: 'yes' }, /checkpatch/],
     [{ warmPaths: ['../etc/passwd'] }, /warmPaths/],
+    [{ warmDirs: ['drivers/../..'] }, /warmDirs/],
   ])('refuses %j', (daemon, message) => {
     let err: unknown;
     try {
