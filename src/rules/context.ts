@@ -130,6 +130,44 @@ function readBlobsSync(gitDir: string, home: string, specs: string[], cwd?: stri
   return out;
 }
 
+/**
+ * `git diff -U0 -M parent commit` of each pair, with one `git diff-tree --stdin` fed
+ * "<commit> <parent>" lines: git prints the commit's id before its diff against that parent (and
+ * nothing for an empty one).
+ */
+async function diffPairs(opts: GitOptions, pairs: { parent: string; commit: string }[]): Promise<string[]> {
+  if (pairs.length === 0) return [];
+  const out = await gitOk(['diff-tree', '--stdin', '-p', '-U0', '--no-color', '--no-ext-diff', '-M'], {
+    ...opts, input: pairs.map((p) => `${p.commit} ${p.parent}\n`).join(''), maxOutput: 512 * 1024 * 1024,
+  });
+  const diffs = pairs.map(() => '');
+  let k = -1;
+  const lines = out.split('\n');
+  let acc: string[] = [];
+  const flush = (): void => {
+    if (k >= 0) diffs[k] = acc.join('\n');
+    acc = [];
+  };
+  for (const line of lines) {
+    const next = k + 1 < pairs.length && line === pairs[k + 1]!.commit;
+    if (next) {
+      flush();
+      k++;
+      continue;
+    }
+    // An empty pair prints nothing, so a later pair's line may come next.
+    const later = /^[0-9a-f]{40,64}$/.test(line) ? pairs.findIndex((p, j) => j > k + 1 && line === p.commit) : -1;
+    if (later > 0) {
+      flush();
+      k = later;
+      continue;
+    }
+    acc.push(line);
+  }
+  flush();
+  return diffs;
+}
+
 /** A path the readers pass to git: plain tree-relative names only (no `..`, no spaces or options). */
 const safePath = (path: string): boolean => /^[\w./+-]+$/.test(path) && !path.includes('..') && !path.startsWith('-');
 
@@ -162,20 +200,36 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
     // series changed so far is held in memory (`current`), so a series commit costs no git reads.
     const base = baseReader(gitDir, parent, ws.home);
     const current = new Map<string, string | null>();
-    for (let i = 0; i < result.patches.length; i++) {
-      const p = result.patches[i]!;
-      if (!p.commit) continue;
-      const diff = await gitOk(['diff', '-U0', '--no-color', '--no-ext-diff', '-M', parent, p.commit], opts);
-      const files = parseDiff(diff).files.map(changedFile);
-      const specs: string[] = [];
-      for (const f of files) {
-        if (f.oldPath && !current.has(f.oldPath)) specs.push(`${parent}:${f.oldPath}`);
-        if (f.status !== 'deleted') specs.push(`${p.commit}:${f.path}`);
+    // Every patch's diff in one `git diff-tree --stdin`, every blob the views need in one cat-file.
+    const pairs: { index: number; parent: string; commit: string }[] = [];
+    for (let i = 0, at = parent; i < result.patches.length; i++) {
+      const c = result.patches[i]!.commit;
+      if (!c) continue;
+      pairs.push({ index: i, parent: at, commit: c });
+      at = c;
+    }
+    const diffs = await diffPairs(opts, pairs);
+    const changedFiles = pairs.map((_, k) => parseDiff(diffs[k]!).files.map(changedFile));
+    const specs = new Set<string>();
+    const seen = new Set<string>();
+    pairs.forEach((pr, k) => {
+      for (const f of changedFiles[k]!) {
+        if (f.oldPath && !seen.has(f.oldPath)) specs.add(`${pr.parent}:${f.oldPath}`);
+        if (f.status !== 'deleted') specs.add(`${pr.commit}:${f.path}`);
       }
-      const blobs = readBlobsSync(gitDir, ws.home, specs.filter((x) => safePath(x.slice(x.indexOf(':') + 1))), ws.workTree);
+      for (const f of changedFiles[k]!) {
+        seen.add(f.path);
+        if (f.oldPath) seen.add(f.oldPath);
+      }
+    });
+    const blobs = readBlobsSync(gitDir, ws.home, [...specs].filter((x) => safePath(x.slice(x.indexOf(':') + 1))), ws.workTree);
+    for (let k = 0; k < pairs.length; k++) {
+      const { index: i, commit } = pairs[k]!;
+      parent = pairs[k]!.parent;
+      const files = changedFiles[k]!;
       const old = (path: string): string | null => (current.has(path) ? current.get(path)! : (blobs.get(`${parent}:${path}`) ?? null));
       const before = new Map(files.map((f) => [f.path, f.oldPath ? old(f.oldPath) : null]));
-      const after = new Map(files.map((f) => [f.path, f.status === 'deleted' ? null : (blobs.get(`${p.commit}:${f.path}`) ?? null)]));
+      const after = new Map(files.map((f) => [f.path, f.status === 'deleted' ? null : (blobs.get(`${commit}:${f.path}`) ?? null)]));
       const atParent = new Map(current);
       for (const f of files) {
         if (f.oldPath && f.oldPath !== f.path) current.set(f.oldPath, null);
@@ -192,7 +246,6 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
         after: (path) => after.get(path) ?? null,
         model: (side) => (side === 'before' ? beforeModel() : afterModel()),
       });
-      parent = p.commit;
     }
     return views;
   }
