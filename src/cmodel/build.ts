@@ -226,7 +226,7 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
     }
   }
   computeSummaries(model, opts.maxRounds);
-  if (process.env.VFIO_REVIEW_VERIFY_SUMMARIES === '1') verifyReused(model, opts.maxRounds);
+  if (process.env.VFIO_REVIEW_VERIFY_REUSE === '1') verifyReused(model, opts.maxRounds);
   if (opts.cache) {
     opts.cache.recent.push(model);
     if (opts.cache.recent.length > RECENT_MODELS) opts.cache.recent.shift();
@@ -235,7 +235,7 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
 }
 
 /**
- * A check for tests and evaluations (VFIO_REVIEW_VERIFY_SUMMARIES=1): the summaries (some taken from
+ * A check for tests and evaluations (VFIO_REVIEW_VERIFY_REUSE=1): the summaries (some taken from
  * earlier models) equal those computed from scratch; throws on the first difference.
  */
 function verifyReused(model: TreeModel, maxRounds: number | undefined): void {

@@ -5,6 +5,7 @@
 import type { Node } from 'web-tree-sitter';
 import { baseTypeText, declaratorName, fieldNode, kids, lineOf, typeText, unparen } from './ast.js';
 import { extractFunction, signatureOf, type FunctionModel, type Var } from './functions.js';
+import { digestOf, priorFunction, rememberFunction } from './function-cache.js';
 import { disposeParsed, parseC, type ParsedFile } from './parse.js';
 import type { LockAnnotation } from './prefilter.js';
 
@@ -84,12 +85,35 @@ class DeclarationCollector {
     return this.file.source;
   }
 
+  /**
+   * The model of a function definition: taken from an earlier version of the file when the same text
+   * was extracted there (function-cache.ts), else extracted.
+   */
+  private functionAt(n: Node): FunctionModel | null {
+    const text = this.src.slice(n.startIndex, n.endIndex);
+    const line = lineOf(n);
+    const prior = priorFunction(this.file.path, text, line, n.startIndex);
+    if (prior && process.env.VFIO_REVIEW_VERIFY_REUSE !== '1') return prior;
+    const fn = extractFunction(this.src, this.file.path, n, this.file.annotations);
+    if (!fn) return null;
+    // Macro-defined objects inside the body (`LIST_HEAD(x);`) are locals: part of the function's own text.
+    for (const g of this.file.macroGlobals) {
+      if (g.offset >= fn.offset && g.offset < fn.endOffset) fn.locals.push({ name: g.name, type: g.type, line: this.src.slice(0, g.offset).split('\n').length });
+    }
+    fn.digest = digestOf(text);
+    if (prior && JSON.stringify(prior) !== JSON.stringify(fn)) {
+      throw new Error(`function model of ${fn.name} (${this.file.path}:${line}) taken from an earlier version differs from a fresh extraction`);
+    }
+    rememberFunction(this.file.path, text, fn);
+    return fn;
+  }
+
   /** Walk top-level items (descending into preprocessor conditionals and `extern "C"`-like blocks). */
   topLevel(node: Node): void {
     for (const n of kids(node)) {
       switch (n.type) {
         case 'function_definition': {
-          const fn = extractFunction(this.src, this.file.path, n, this.file.annotations);
+          const fn = this.functionAt(n);
           if (fn) {
             this.model.functions.push(fn);
             if (fn.hasError) this.model.functionsWithErrors++;
@@ -229,13 +253,12 @@ class DeclarationCollector {
     }
   }
 
-  /** Macro-defined objects (`static DEFINE_MUTEX(x);`) become globals, or locals when inside a function. */
+  /** Macro-defined objects (`static DEFINE_MUTEX(x);`) outside functions become globals (inside, {@link functionAt} made them locals). */
   macroGlobals(): void {
     for (const g of this.file.macroGlobals) {
+      if (this.model.functions.some((f) => g.offset >= f.offset && g.offset < f.endOffset)) continue;
       const line = this.src.slice(0, g.offset).split('\n').length;
-      const fn = this.model.functions.find((f) => g.offset >= f.offset && g.offset < f.endOffset);
-      if (fn) fn.locals.push({ name: g.name, type: g.type, line });
-      else this.model.globals.push({ name: g.name, type: g.type, line, isExtern: false, isStatic: true });
+      this.model.globals.push({ name: g.name, type: g.type, line, isExtern: false, isStatic: true });
     }
   }
 }

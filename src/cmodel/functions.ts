@@ -98,6 +98,8 @@ export interface FunctionModel {
   annotations: LockAnnotation[];
   /** True when tree-sitter left an ERROR node inside; events there are best-effort. */
   hasError: boolean;
+  /** Digest of the definition's text, set when extracted from a file (the summary cache's key). */
+  digest?: string;
 }
 
 /** The function_declarator inside a definition's declarator chain. */

@@ -11,8 +11,9 @@
  * its prototypes. A summary is stored with those dependencies as they were read; a later model
  * takes it only when every one of them reads the same there. Summaries are computed callees first,
  * so the callees' summaries are final when a caller is checked. The result is the same as computing
- * every summary afresh (VFIO_REVIEW_VERIFY_SUMMARIES=1 checks this; see test/cmodel/incremental.test.ts).
+ * every summary afresh (VFIO_REVIEW_VERIFY_REUSE=1 checks this; see test/cmodel/incremental.test.ts).
  */
+import { shifted } from './function-cache.js';
 import type { FunctionModel } from './functions.js';
 import type { TypeEnv } from './locks.js';
 import type { FunctionSummary } from './model.js';
@@ -26,8 +27,8 @@ type EnvRead = { map: 'typedefs' | 'globals' | 'returns'; key: string; value: st
 /** What a stored summary was computed from, besides the function's own definition. */
 export interface SummaryDeps {
   env: EnvRead[];
-  /** The definitions each call event (in event order) resolved to. */
-  calls: FunctionModel[][];
+  /** The definitions (by file:name) each call event, in event order, resolved to. */
+  calls: string[][];
   /** The caller view of each distinct callee's summary, in first-call order (null: none). */
   calleeViews: (string | null)[];
   /** The annotations on the definition and its prototypes, as the summary saw them. */
@@ -36,12 +37,27 @@ export interface SummaryDeps {
 
 interface Stored {
   summary: FunctionSummary;
+  /** The line the function started on when the summary was made (summaries hold absolute lines). */
+  line: number;
   deps: SummaryDeps;
 }
 
-/** Stored summaries by definition; a definition in several environments keeps a few. */
-const stored = new WeakMap<FunctionModel, Stored[]>();
+/**
+ * Stored summaries by definition: by file, name and text digest when the definition has one (so a
+ * function moved down by an edit above it still finds its summary), else by the model object.
+ * A definition in several environments keeps a few.
+ */
+const byText = new Map<string, Stored[]>();
+const byObject = new WeakMap<FunctionModel, Stored[]>();
 const PER_DEFINITION = 3;
+const MAX_TEXT_KEYS = 200_000;
+
+const textKey = (fn: FunctionModel): string | null => (fn.digest ? `${fn.file}\0${fn.name}\0${fn.digest}` : null);
+
+function storedFor(fn: FunctionModel): Stored[] | undefined {
+  const k = textKey(fn);
+  return k ? byText.get(k) : byObject.get(fn);
+}
 
 /** A TypeEnv that records every lookup into `log` (the summary path only calls get/has). */
 export function recordingEnv(env: TypeEnv, log: Map<string, EnvRead>): TypeEnv {
@@ -115,8 +131,11 @@ export interface ReuseProbe {
   annotations: () => string;
 }
 
-const sameTargets = (a: FunctionModel[][], b: FunctionModel[][]): boolean =>
+const sameTargets = (a: string[][], b: string[][]): boolean =>
   a.length === b.length && a.every((x, i) => x.length === b[i]!.length && x.every((f, j) => f === b[i]![j]));
+
+/** Call targets as keys (file:name): a callee's identity beyond that is in its caller view. */
+export const targetKeys = (calls: FunctionModel[][]): string[][] => calls.map((ts) => ts.map((t) => `${t.file}:${t.name}`));
 
 /** The distinct callees of a call list, in first-call order. */
 export function distinctCallees(calls: FunctionModel[][]): FunctionModel[] {
@@ -127,26 +146,36 @@ export function distinctCallees(calls: FunctionModel[][]): FunctionModel[] {
 
 /** A stored summary of `fn` whose dependencies all read the same through `probe`, or null. */
 export function reuse(fn: FunctionModel, probe: ReuseProbe): FunctionSummary | null {
-  const list = stored.get(fn);
+  const list = storedFor(fn);
   if (!list) return null;
   let calls: FunctionModel[][] | null = null;
+  let keys: string[][] | null = null;
   let annotations: string | null = null;
   for (const s of list) {
     if (!s.deps.env.every((r) => replay(probe.env, r))) continue;
     calls ??= probe.calls();
-    if (!sameTargets(calls, s.deps.calls)) continue;
+    keys ??= targetKeys(calls);
+    if (!sameTargets(keys, s.deps.calls)) continue;
     if (!distinctCallees(calls).every((c, i) => probe.view(c) === s.deps.calleeViews[i])) continue;
     annotations ??= probe.annotations();
     if (annotations !== s.deps.annotations) continue;
-    return s.summary;
+    return s.line === fn.line ? s.summary : shifted(s.summary, fn.line - s.line, 0);
   }
   return null;
 }
 
 /** Keep `summary` of `fn` with what it was computed from. */
 export function store(fn: FunctionModel, summary: FunctionSummary, deps: SummaryDeps): void {
-  const list = stored.get(fn) ?? [];
-  list.unshift({ summary, deps });
+  const k = textKey(fn);
+  const list = storedFor(fn) ?? [];
+  list.unshift({ summary, line: fn.line, deps });
   if (list.length > PER_DEFINITION) list.pop();
-  stored.set(fn, list);
+  if (!k) {
+    byObject.set(fn, list);
+    return;
+  }
+  // Most recently stored last, and bounded: a daemon meets new function texts every day.
+  byText.delete(k);
+  byText.set(k, list);
+  if (byText.size > MAX_TEXT_KEYS) byText.delete(byText.keys().next().value!);
 }

@@ -20,7 +20,7 @@ import {
 import { explore, type WalkContext } from './paths.js';
 import type { LockAnnotation } from './prefilter.js';
 import { textPath } from './textpath.js';
-import { distinctCallees, recordingEnv, reuse, store } from './incremental.js';
+import { distinctCallees, recordingEnv, reuse, store, targetKeys } from './incremental.js';
 
 const MAX_OUTCOMES = 8;
 const MAX_TAKES = 64;
@@ -409,7 +409,7 @@ export function computeSummaries(model: TreeModel, maxRounds = 6, opts: { reuse?
       model.summaries.set(key, s);
       if (reuseOn) {
         const ts = targets.get(f)!;
-        store(f, s, { env: [...log.values()], calls: ts, calleeViews: distinctCallees(ts).map(viewOf), annotations: probe.annotations() });
+        store(f, s, { env: [...log.values()], calls: targetKeys(ts), calleeViews: distinctCallees(ts).map(viewOf), annotations: probe.annotations() });
       }
       continue;
     }

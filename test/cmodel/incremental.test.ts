@@ -77,9 +77,31 @@ describe('summaries reused between models', () => {
 
     const edited = USER.replace('return x + 1;', 'return x + 2;');
     const b = await buildModel(memoryTree(tree({ 'drivers/fake/user.c': edited })), ['drivers/fake/user.c'], { cache });
-    // user.c's three functions are new definitions; the helpers' two are taken as they were.
-    expect(b.stats).toMatchObject({ computed: 3, reused: 2, converged: true });
+    // Only the edited function is summarised again; user.c's other two and the helpers' two are taken as they were.
+    expect(b.stats).toMatchObject({ computed: 1, reused: 4, converged: true });
     expectSameAsFresh(b);
+  });
+
+  it('takes a function moved down by an edit above it, with its lines moved, equal to a fresh extraction and summary', async () => {
+    const cache = createModelCache();
+    const a = await buildModel(memoryTree(tree()), ['drivers/fake/user.c'], { cache });
+    const grown = USER.replace('static void set_state', '/* two\n * new lines */\nstatic void set_state');
+    process.env.VFIO_REVIEW_VERIFY_REUSE = '1';
+    try {
+      // In this mode every function taken from the earlier version is also extracted afresh and compared
+      // (declarations.ts throws on a difference), and every summary is recomputed and compared (build.ts).
+      const b = await buildModel(memoryTree(tree({ 'drivers/fake/user.c': grown })), ['drivers/fake/user.c'], { cache: createModelCache() });
+      expect(b.stats!.reused).toBeGreaterThan(0);
+    } finally {
+      delete process.env.VFIO_REVIEW_VERIFY_REUSE;
+    }
+    const c = await buildModel(memoryTree(tree({ 'drivers/fake/user.c': grown })), ['drivers/fake/user.c'], { cache });
+    expect(c.stats).toMatchObject({ computed: 0, reused: 5 });
+    const was = summaryOf(a, findFunction(a, 'set_state')!)!;
+    const now = summaryOf(c, findFunction(c, 'set_state')!)!;
+    expect(now.line).toBe(was.line + 2);
+    expect(now.accesses.map((x) => x.line)).toEqual(was.accesses.map((x) => x.line + 2));
+    expectSameAsFresh(c);
   });
 
   it('recomputes a caller in an unchanged file when its callee in the changed file locks differently', async () => {
