@@ -231,5 +231,12 @@ export function pathsOf(model: TreeModel, fn: FunctionModel, opts?: WalkOptions)
 
 /** Distinct lock states of `fn` (held-at-event sets, exits, issues) with callee summaries applied. */
 export function exploreOf(model: TreeModel, fn: FunctionModel): Exploration {
-  return explore(fn, walkContext(model, fn));
+  let byFn = explorations.get(model);
+  if (!byFn) explorations.set(model, (byFn = new WeakMap()));
+  let ex = byFn.get(fn);
+  if (!ex) byFn.set(fn, (ex = explore(fn, walkContext(model, fn))));
+  return ex;
 }
+
+/** Explorations by model and function: several rules walk the same changed functions (results are read, never changed). */
+const explorations = new WeakMap<TreeModel, WeakMap<FunctionModel, Exploration>>();

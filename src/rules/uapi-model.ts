@@ -215,17 +215,31 @@ export interface Images {
   partial: boolean;
 }
 
+/** Parsed headers by text: the four uAPI rules read the same images of a patch, and the next patch's pre-image is this one's post-image. */
+const parsed = new Map<string, UapiModel>();
+const PARSED_KEPT = 32;
+
+/** {@link parseUapi} of a whole header, remembered for the last few texts (models are not modified by the rules). */
+function parsedUapi(src: string): UapiModel {
+  let m = parsed.get(src);
+  if (m) return m;
+  m = parseUapi(src);
+  parsed.set(src, m);
+  if (parsed.size > PARSED_KEPT) parsed.delete(parsed.keys().next().value!);
+  return m;
+}
+
 /**
  * The post-image from git when the series applied; rebuilt from the pre-image and the
  * diff when only `after()` is missing; else the added lines alone (partial).
  */
 export function headerImages(ctx: Pick<RuleContext, 'before' | 'after'>, f: ChangedFile): Images {
   const beforeText = f.status === 'added' ? null : ctx.before(f.path);
-  const pre = beforeText === null ? null : parseUapi(beforeText);
+  const pre = beforeText === null ? null : parsedUapi(beforeText);
   if (f.status === 'deleted') return { pre, post: null, partial: false };
   const after = ctx.after(f.path);
-  if (after !== null) return { pre, post: parseUapi(after), partial: false };
-  if (beforeText !== null) return { pre, post: parseUapi(rebuildAfter(beforeText, f)), partial: false };
+  if (after !== null) return { pre, post: parsedUapi(after), partial: false };
+  if (beforeText !== null) return { pre, post: parsedUapi(rebuildAfter(beforeText, f)), partial: false };
   const max = Math.max(0, ...f.addedText.keys());
   const lines: string[] = [];
   const gaps = new Set<number>();
