@@ -1,4 +1,5 @@
-import { copyFile, rm } from 'node:fs/promises';
+import { copyFile, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { git, gitOk, type GitOptions, type ProcResult } from './git.js';
 import type { Change, FileEntry, NewTree, Trees } from './objects.js';
 import type { ParsedFile } from './types.js';
@@ -98,15 +99,9 @@ export class ScratchIndex {
 
   /** The tree `root` with what git did to the index made to it; a directory/file clash is returned as a conflict. */
   async tree(): Promise<ScratchTree> {
-    const out = await gitOk(['ls-files', '--stage', '-z'], this.#opts);
-    const after = new Map<string, FileEntry>();
-    for (const rec of out.split('\0')) {
-      if (rec === '') continue;
-      const m = /^(?<mode>\d+) (?<oid>[0-9a-f]+) (?<stage>\d)\t(?<path>.*)$/s.exec(rec);
-      if (!m?.groups) throw new Error(`unexpected ls-files line: ${JSON.stringify(rec.slice(0, 200))}`);
-      if (m.groups.stage !== '0') return { conflict: `${m.groups.path}: unmerged after apply` };
-      after.set(m.groups.path!, { mode: m.groups.mode!, oid: m.groups.oid! });
-    }
+    const read = await this.#readIndex();
+    if ('conflict' in read) return read;
+    const after = read.entries;
     const changes = new Map<string, Change>();
     for (const path of this.#entries.keys()) if (!after.has(path)) changes.set(path, null);
     for (const [path, e] of after) {
@@ -114,6 +109,36 @@ export class ScratchIndex {
       if (!was || was.mode !== e.mode || was.oid !== e.oid) changes.set(path, e);
     }
     return this.#trees.edit(this.#root, changes);
+  }
+
+  /**
+   * The index's entries. The index file is read directly when it is a plain version 2 or 3 index
+   * (what `update-index` and `apply --cached` write here: the hardening config turns split indexes
+   * off); anything else (version 4 from a repository's `index.version`, an unknown layout) is
+   * asked of `git ls-files`. Saves a git process per patch.
+   */
+  async #readIndex(): Promise<{ entries: Map<string, FileEntry> } | { conflict: string }> {
+    const buf = await readFile(this.#file).catch(() => null);
+    const parsed = buf ? parseIndex(buf) : null;
+    const records = parsed ?? (await this.#lsFiles());
+    const entries = new Map<string, FileEntry>();
+    for (const r of records) {
+      if (r.stage !== 0) return { conflict: `${r.path}: unmerged after apply` };
+      entries.set(r.path, { mode: r.mode, oid: r.oid });
+    }
+    return { entries };
+  }
+
+  async #lsFiles(): Promise<IndexRecord[]> {
+    const out = await gitOk(['ls-files', '--stage', '-z'], this.#opts);
+    const records: IndexRecord[] = [];
+    for (const rec of out.split('\0')) {
+      if (rec === '') continue;
+      const m = /^(?<mode>\d+) (?<oid>[0-9a-f]+) (?<stage>\d)\t(?<path>.*)$/s.exec(rec);
+      if (!m?.groups) throw new Error(`unexpected ls-files line: ${JSON.stringify(rec.slice(0, 200))}`);
+      records.push({ mode: m.groups.mode!, oid: m.groups.oid!, stage: Number(m.groups.stage), path: m.groups.path! });
+    }
+    return records;
   }
 
   async #add(paths: Iterable<string>): Promise<boolean> {
@@ -139,4 +164,45 @@ export class ScratchIndex {
     await gitOk(['update-index', '-z', '--index-info'], { ...this.#opts, input });
     await copyFile(this.#file, this.#saved);
   }
+}
+
+/** One index entry as `ls-files --stage` shows it. */
+export interface IndexRecord {
+  mode: string;
+  oid: string;
+  stage: number;
+  path: string;
+}
+
+/**
+ * The entries of a version 2 or 3 index file (git's index-format.txt), or null for anything else
+ * (version 4, a bad signature, a truncated entry, an object id of neither 20 nor 32 bytes): the
+ * caller then asks git. Extensions after the entries are not needed and not read.
+ */
+export function parseIndex(buf: Buffer): IndexRecord[] | null {
+  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'DIRC') return null;
+  const version = buf.readUInt32BE(4);
+  if (version !== 2 && version !== 3) return null;
+  const count = buf.readUInt32BE(8);
+  // The trailing checksum is the hash of everything before it: its length tells the object id length.
+  const idLen = buf.length >= 32 && createHash('sha1').update(buf.subarray(0, buf.length - 20)).digest().equals(buf.subarray(buf.length - 20)) ? 20 : 32;
+  const out: IndexRecord[] = [];
+  let pos = 12;
+  for (let i = 0; i < count; i++) {
+    const fixed = 40 + idLen + 2;
+    if (pos + fixed > buf.length) return null;
+    const mode = buf.readUInt32BE(pos + 24);
+    const oid = buf.toString('hex', pos + 40, pos + 40 + idLen);
+    const flags = buf.readUInt16BE(pos + 40 + idLen);
+    const extended = (flags & 0x4000) !== 0;
+    if (extended && version < 3) return null;
+    const nameStart = pos + fixed + (extended ? 2 : 0);
+    const nameLen = flags & 0xfff;
+    const end = nameLen < 0xfff ? nameStart + nameLen : buf.indexOf(0, nameStart);
+    if (end < 0 || end > buf.length || buf[end] !== 0) return null;
+    out.push({ mode: mode.toString(8), oid, stage: (flags >> 12) & 3, path: buf.toString('utf8', nameStart, end) });
+    // Entries are NUL-padded to a multiple of 8 bytes (1 to 8 NULs).
+    pos += Math.floor((end - pos + 8) / 8) * 8;
+  }
+  return out;
 }
