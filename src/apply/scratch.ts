@@ -1,4 +1,4 @@
-import { copyFile, readFile, rm } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { git, gitOk, type GitOptions, type ProcResult } from './git.js';
 import type { Change, FileEntry, NewTree, Trees } from './objects.js';
@@ -160,8 +160,13 @@ export class ScratchIndex {
       await rm(this.#saved, { force: true });
       return;
     }
-    const input = [...this.#entries].map(([path, e]) => `${e.mode} ${e.oid}\t${path}\0`).join('');
-    await gitOk(['update-index', '-z', '--index-info'], { ...this.#opts, input });
+    const buf = serializeIndex([...this.#entries].map(([path, e]) => ({ path, mode: e.mode, oid: e.oid, stage: 0 })));
+    if (buf) {
+      await writeFile(this.#file, buf, { flag: 'wx' });
+    } else {
+      const input = [...this.#entries].map(([path, e]) => `${e.mode} ${e.oid}\t${path}\0`).join('');
+      await gitOk(['update-index', '-z', '--index-info'], { ...this.#opts, input });
+    }
     await copyFile(this.#file, this.#saved);
   }
 }
@@ -205,4 +210,40 @@ export function parseIndex(buf: Buffer): IndexRecord[] | null {
     pos += Math.floor((end - pos + 8) / 8) * 8;
   }
   return out;
+}
+
+/** A path git would store in an index: relative, no empty, `.`, `..` or `.git` component, no NUL. */
+const plainPath = (p: string): boolean =>
+  p !== '' && !p.includes('\0') && p.split('/').every((c) => c !== '' && c !== '.' && c !== '..' && c.toLowerCase() !== '.git');
+
+/**
+ * A version 2 index file holding `records` (stage 0, stat data zero: `apply --cached` never looks
+ * at a work tree), as `git update-index --index-info` would write it, or null when a record is
+ * anything but a plain path with a 40- or 64-hex id and an octal mode (the caller then asks git,
+ * which applies its own path checks). Saves a git process per patch.
+ */
+export function serializeIndex(records: IndexRecord[]): Buffer | null {
+  const idLen = records[0]?.oid.length === 64 ? 32 : 20;
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(12);
+  head.write('DIRC', 0, 'latin1');
+  head.writeUInt32BE(2, 4);
+  head.writeUInt32BE(records.length, 8);
+  parts.push(head);
+  const sorted = records.map((r) => ({ ...r, name: Buffer.from(r.path, 'utf8') })).sort((a, b) => Buffer.compare(a.name, b.name));
+  for (let i = 0; i < sorted.length; i++) {
+    const r = sorted[i]!;
+    if (!plainPath(r.path) || r.stage !== 0 || !/^[0-7]{5,6}$/.test(r.mode) || r.oid.length !== idLen * 2 || !/^[0-9a-f]+$/.test(r.oid)) return null;
+    if (i > 0 && Buffer.compare(sorted[i - 1]!.name, r.name) === 0) return null;
+    const fixed = 40 + idLen + 2;
+    const len = Math.floor((fixed + r.name.length + 8) / 8) * 8;
+    const e = Buffer.alloc(len);
+    e.writeUInt32BE(parseInt(r.mode, 8), 24);
+    e.write(r.oid, 40, 'hex');
+    e.writeUInt16BE(Math.min(r.name.length, 0xfff), 40 + idLen);
+    r.name.copy(e, fixed);
+    parts.push(e);
+  }
+  const body = Buffer.concat(parts);
+  return Buffer.concat([body, createHash(idLen === 32 ? 'sha256' : 'sha1').update(body).digest()]);
 }

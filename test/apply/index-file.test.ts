@@ -3,10 +3,11 @@
  * `git ls-files --stage`: the two must agree on every index git writes in the versions we read,
  * and anything else must fall back to git.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseIndex } from '../../src/apply/scratch.js';
+import { gitOk } from '../../src/apply/git.js';
+import { parseIndex, serializeIndex } from '../../src/apply/scratch.js';
 import { createRepo, type TestRepo } from '../helpers/git-repo.js';
 
 let repo: TestRepo;
@@ -54,5 +55,30 @@ describe('reading the index file', () => {
     v2.writeUInt32BE(2, 4);
     v2.writeUInt32BE(3, 8); // three entries promised, none there
     expect(parseIndex(v2)).toBeNull();
+  });
+});
+
+describe('writing the scratch index', () => {
+  it('writes byte for byte what git update-index --index-info writes, and git reads it back the same', async () => {
+    const records = (await lsFiles()).map((r) => ({ ...r, mode: r.path === 'a.c' ? '100755' : r.mode }));
+    const ours = serializeIndex([...records].reverse())!; // unsorted input: sorted by path bytes on the way
+    expect(ours).not.toBeNull();
+    const index = join(repo.dir, '.git', 'index');
+    await rm(index);
+    const input = records.map((r) => `${r.mode} ${r.oid}\t${r.path}\0`).join('');
+    await gitOk(['update-index', '-z', '--index-info'], { gitDir: join(repo.dir, '.git'), workTree: repo.dir, cwd: repo.dir, home: repo.root, input });
+    expect(ours.equals(await readFile(index))).toBe(true);
+    await writeFile(index, ours);
+    expect(await lsFiles()).toEqual(records);
+  });
+
+  it('leaves to git what it does not write itself: paths with dot components, a duplicate, an odd id', () => {
+    const ok = { mode: '100644', oid: 'a'.repeat(40), stage: 0, path: 'x.c' };
+    expect(serializeIndex([{ ...ok, path: 'a/../b' }])).toBeNull();
+    expect(serializeIndex([{ ...ok, path: '.git/config' }])).toBeNull();
+    expect(serializeIndex([{ ...ok, path: 'a//b' }])).toBeNull();
+    expect(serializeIndex([ok, ok])).toBeNull();
+    expect(serializeIndex([{ ...ok, oid: 'xyz' }])).toBeNull();
+    expect(serializeIndex([ok])).not.toBeNull();
   });
 });
