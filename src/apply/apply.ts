@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { appliesOntoOwnLines, checkedPaths, movedHunks, parseApplyFailure, type FailureInfo } from './apply-output.js';
 import { refProblem } from './base.js';
-import { ApplyError, git, gitOk, makeWorkspace, type GitOptions, type Workspace } from './git.js';
-import { ObjectReader, Trees, type NewTree } from './objects.js';
+import { ApplyError, git, makeWorkspace, type GitOptions, type Workspace } from './git.js';
+import { ObjectReader, objectId, Trees, writeObjects, type NewTree } from './objects.js';
 import { checkPatch, DEFAULT_LIMITS } from './safety.js';
 import { namedPaths, ScratchIndex } from './scratch.js';
 import type {
@@ -31,40 +31,52 @@ interface Ctx {
   opts: GitOptions;
   present: Present;
   trees: Trees;
+  /** Objects made during the current attempt, stored when it ends ({@link flush}). */
+  pending: { trees: NewTree[]; commits: NewTree[] };
 }
+
+/** git's "crud" at either end of an ident part, which commit-tree strips (ident.c). */
+const CRUD = /^[\x00-\x20.,:;<>"\\']+|[\x00-\x20.,:;<>"\\']+$/g;
 
 function ident(name: string, email: string): { name: string; email: string } {
   // git refuses empty names and strips '<' '>' oddly; mail From: headers can hold anything.
-  const clean = (s: string): string => s.replace(/[<>\0\r\n]/g, '').trim();
+  const clean = (s: string): string => s.replace(/[<>\0\r\n]/g, '').replace(CRUD, '');
   const e = clean(email) || 'unknown@unknown';
-  return { name: clean(name) || e.split('@')[0] || 'unknown', email: e };
+  return { name: clean(name) || clean(e.split('@')[0] ?? '') || 'unknown', email: e };
 }
 
 function gitDate(d: Date): string {
   const t = d.getTime();
-  // "@<seconds> <zone>" is git's raw format; the mail's zone is gone once parsed into a Date.
-  return `@${Number.isFinite(t) ? Math.floor(t / 1000) : 0} +0000`;
+  // "<seconds> <zone>" is git's raw format; the mail's zone is gone once parsed into a Date.
+  return `${Number.isFinite(t) ? Math.max(0, Math.floor(t / 1000)) : 0} +0000`;
 }
 
-/** Commits `tree` on `parent` with the mail's author; committer date = author date, so ids are reproducible. */
-async function commitPatch(ctx: Ctx, tree: string, parent: string, p: PatchInput): Promise<string> {
+/**
+ * The commit of `tree` on `parent` with the mail's author; committer date = author date, so ids
+ * are reproducible. The object is made here, as `git commit-tree` would make it, and stored with
+ * the attempt's other new objects in one `git hash-object` (which checks its format) when the
+ * attempt ends: a git process per patch saved.
+ */
+function commitPatch(ctx: Ctx, tree: string, parent: string, p: PatchInput): string {
   const a = ident(p.authorName, p.authorEmail);
   const date = gitDate(p.date);
-  // commit-tree refuses a NUL in the message; a hostile mail must not turn into a crash.
+  // A commit refuses a NUL in the message; a hostile mail must not turn into a crash.
   const msg = (p.message.trim() === '' ? p.subject : p.message).replace(/\0/g, '').replace(/\n*$/, '\n');
-  return gitOk(['commit-tree', tree, '-p', parent], {
-    ...ctx.opts,
-    input: msg,
-    env: {
-      ...ctx.opts.env,
-      GIT_AUTHOR_NAME: a.name,
-      GIT_AUTHOR_EMAIL: a.email,
-      GIT_AUTHOR_DATE: date,
-      GIT_COMMITTER_NAME: COMMITTER.name,
-      GIT_COMMITTER_EMAIL: COMMITTER.email,
-      GIT_COMMITTER_DATE: date,
-    },
-  });
+  const content = Buffer.from(
+    `tree ${tree}\nparent ${parent}\nauthor ${a.name} <${a.email}> ${date}\ncommitter ${COMMITTER.name} <${COMMITTER.email}> ${date}\n\n${msg}`,
+    'utf8',
+  );
+  const oid = objectId('commit', content, tree.length);
+  ctx.pending.commits.push({ oid, content });
+  return oid;
+}
+
+/** Stores the attempt's new trees and commits (one `hash-object` each). */
+async function flush(ctx: Ctx): Promise<void> {
+  const { trees, commits } = ctx.pending;
+  ctx.pending = { trees: [], commits: [] };
+  await writeObjects('tree', trees, ctx.opts, ctx.ws.dir);
+  await writeObjects('commit', commits, ctx.opts, ctx.ws.dir);
 }
 
 type Applied = { tree: string; created: NewTree[] };
@@ -163,7 +175,7 @@ async function applyOnBase(ctx: Ctx, req: ApplyRequest, base: { commit: string; 
       // A patch mail without a diff still gets its commit, so the series keeps one commit per patch.
       progress++;
       Object.assign(r, { status: 'applied', method: 'plain', detail: 'the message carries no diff' });
-      head = await commitPatch(ctx, headTree, head, patch);
+      head = commitPatch(ctx, headTree, head, patch);
       r.commit = head;
       continue;
     }
@@ -181,9 +193,9 @@ async function applyOnBase(ctx: Ctx, req: ApplyRequest, base: { commit: string; 
     }
     r.method = out.method;
     if (out.reverseApplies) r.reverseApplies = true;
-    await Trees.write(out.created, ctx.opts, ctx.ws.dir);
+    ctx.pending.trees.push(...out.created);
     headTree = out.tree;
-    head = await commitPatch(ctx, headTree, head, patch);
+    head = commitPatch(ctx, headTree, head, patch);
     r.commit = head;
   }
   const statuses = patches.map((p) => p.status);
@@ -286,7 +298,7 @@ export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
     }
     const opts: GitOptions = { gitDir: await gitDirOf(req.tree, ws), workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
     reader = new ObjectReader(opts);
-    const ctx: Ctx = { ws, opts, present, trees: new Trees(reader) };
+    const ctx: Ctx = { ws, opts, present, trees: new Trees(reader), pending: { trees: [], commits: [] } };
 
     const attempts: BaseAttempt[] = [];
     let best: { run: AttemptRun; at: number } | null = null;
@@ -312,7 +324,13 @@ export async function applySeries(req: ApplyRequest): Promise<ApplyResult> {
       tried.set(commit, attempts.length);
       let run: AttemptRun;
       try {
-        run = await applyOnBase(ctx, req, resolved, attempts.length);
+        try {
+          run = await applyOnBase(ctx, req, resolved, attempts.length);
+        } finally {
+          // The commits of the patches that applied are stored whatever happened next (a failed
+          // attempt's results still name them).
+          await flush(ctx);
+        }
       } catch (err) {
         throw new ApplyError('APPLY_GIT', `applying on ${cand.ref}: ${(err as Error).message}`, { cause: err });
       }

@@ -296,14 +296,23 @@ export class Trees {
    * Stores `trees` in the object database with one `git hash-object -w -t tree`, which also
    * checks each object's format; throws when git's id for one differs from ours.
    */
-  static async write(trees: NewTree[], opts: GitOptions, scratchDir: string): Promise<void> {
-    if (trees.length === 0) return;
-    const files = trees.map((t) => join(scratchDir, `tree-${t.oid}`));
-    await Promise.all(trees.map((t, i) => writeFile(files[i]!, t.content)));
-    const out = await gitOk(['hash-object', '-w', '-t', 'tree', '--no-filters', '--stdin-paths'], { ...opts, input: `${files.join('\n')}\n` });
-    const ids = out.split('\n');
-    trees.forEach((t, i) => {
-      if (ids[i] !== t.oid) throw new Error(`git stored tree ${ids[i] ?? '(none)'} where ${t.oid} was computed`);
-    });
+  static write(trees: NewTree[], opts: GitOptions, scratchDir: string): Promise<void> {
+    return writeObjects('tree', trees, opts, scratchDir);
   }
+}
+
+/**
+ * Stores objects of one type with one `git hash-object -w -t <type>`, which checks each
+ * object's format (fsck's checks: a commit with a bad ident or a tree with a `..` entry is
+ * refused); throws when git's id for one differs from the one computed here.
+ */
+export async function writeObjects(type: 'tree' | 'commit', objects: NewTree[], opts: GitOptions, scratchDir: string): Promise<void> {
+  if (objects.length === 0) return;
+  const files = objects.map((t) => join(scratchDir, `${type}-${t.oid}`));
+  await Promise.all(objects.map((t, i) => writeFile(files[i]!, t.content)));
+  const out = await gitOk(['hash-object', '-w', '-t', type, '--no-filters', '--stdin-paths'], { ...opts, input: `${files.join('\n')}\n` });
+  const ids = out.split('\n');
+  objects.forEach((t, i) => {
+    if (ids[i] !== t.oid) throw new Error(`git stored ${type} ${ids[i] ?? '(none)'} where ${t.oid} was computed`);
+  });
 }

@@ -3,6 +3,7 @@ import { cp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { applySeries, ApplyError, NOT_APPLIED_LABEL } from '../../src/apply/apply.js';
 import { selectCandidates } from '../../src/apply/base.js';
+import { gitOk } from '../../src/apply/git.js';
 import type { ApplyResult } from '../../src/apply/types.js';
 import { createRepo, numbered, patchInput, seriesDiffs, snapshot, type TestRepo } from '../helpers/git-repo.js';
 
@@ -60,6 +61,26 @@ describe('applySeries on small repositories', () => {
       ['deleted', 'dir/b.txt', null],
     ]);
     expect(res.label).toBe(`applied on main (${base.slice(0, 12)})`);
+  });
+
+  it.each([
+    ['Patch Author', 'patch.author@example.org'],
+    ['"Doe, Jane."', ' <jane@example.org>. '],
+  ])('makes each commit byte for byte as git commit-tree would (author %j)', async (authorName, authorEmail) => {
+    const r = await repo();
+    const base = await r.git('rev-parse', 'HEAD');
+    const [d] = await seriesDiffs(r, base, [{ 'a.txt': numbered(30, { 5: 'five' }) }]);
+    const res = await applySeries({ tree: r.dir, patches: [{ ...patchInput(d!, 'p1'), authorName, authorEmail }], candidates: main });
+    const c = res.patches[0]!.commit!;
+    const tree = await r.git('rev-parse', `${c}^{tree}`);
+    const body = await r.gitRaw('cat-file', 'commit', c);
+    const message = body.slice(body.indexOf('\n\n') + 2);
+    const env = {
+      GIT_AUTHOR_NAME: authorName, GIT_AUTHOR_EMAIL: authorEmail, GIT_AUTHOR_DATE: '@1704164645 +0000',
+      GIT_COMMITTER_NAME: 'vfio-review', GIT_COMMITTER_EMAIL: 'vfio-review@localhost', GIT_COMMITTER_DATE: '@1704164645 +0000',
+    };
+    const theirs = await gitOk(['commit-tree', tree, '-p', base], { gitDir: join(r.dir, '.git'), cwd: r.dir, home: r.root, env, input: message });
+    expect(c).toBe(theirs);
   });
 
   it('reports the file, hunk header and unmatched context of a conflicting patch', async () => {
