@@ -21,7 +21,7 @@ import { warmDirectories, warmUp } from '../daemon/warm.js';
 import { Ingestor } from '../ingest/ingest.js';
 import { readMbox } from '../ingest/mbox-source.js';
 import { listSeries } from '../series/query.js';
-import { openDb } from '../store/db.js';
+import { openDb, type Db } from '../store/db.js';
 
 /** The corpus file the series come from: patch mails that apply to 6.1.192. */
 export const SERIES_MBOX = 'patches-applying-6.1.192.mbox.gz';
@@ -49,6 +49,8 @@ export type SeriesTiming =
       cold: SeriesRun;
       warmUp: { files: number; seconds: number; heapMb: number; dirs: readonly string[] };
       warm: SeriesRun[];
+      /** A 10-patch series assembled from real corpus patches (see {@link assembleSeries}), checked warm; or why not. */
+      assembled: SeriesRun | { skipped: string };
       ingestSeconds: number;
     };
 
@@ -111,8 +113,76 @@ export async function timeSeries(corpus: string, tree: string, dir: string, coun
       const without = await once(c, false);
       warm.push({ ...r, checkpatchSeconds: Math.max(0, withCp.seconds - without.seconds) });
     }
-    return { cold, warmUp: warmUpDone, warm, ingestSeconds };
+    log(`a ${SERIES_PATCHES}-patch series assembled from real patches, warm`);
+    const assembled = await assembleSeries(db, candidates.map((c) => c.id).filter((id) => id !== candidates[0]!.id && !warm.some((w) => w.id === id)));
+    let assembledRun: SeriesRun | { skipped: string };
+    if ('skipped' in assembled) {
+      assembledRun = assembled;
+    } else {
+      const c = { id: assembled.id, present: SERIES_PATCHES, cFiles: 0, total: SERIES_PATCHES, subject: assembled.subject };
+      const r = await once(c, false);
+      assembledRun = r.status === 'applied' ? r : { skipped: `the assembled series did not apply cleanly (${r.status})` };
+    }
+    return { cold, warmUp: warmUpDone, warm, assembled: assembledRun, ingestSeconds };
   } finally {
     db.close();
   }
+}
+
+/**
+ * A real-sized series for the target: the first patch of each of the given series (in order) that
+ * touches C files under drivers/vfio, drivers/iommu or include/ and none of the files of a patch
+ * already taken, until there are {@link SERIES_PATCHES}. Each first patch applied to the base on
+ * its own, and they touch different files, so together they apply in any order. Their stored raw
+ * mails are re-threaded as `[PATCH k/10]` replies to a new cover letter and ingested. None of the
+ * series checked before in this run is used, so its files are new to the process as a new
+ * series' would be. Returns the new series' id.
+ */
+async function assembleSeries(db: Db, from: number[]): Promise<{ id: number; subject: string } | { skipped: string }> {
+  const picked: Buffer[] = [];
+  const files = new Set<string>();
+  for (const id of from) {
+    if (picked.length === SERIES_PATCHES) break;
+    const row = db.prepare(
+      `SELECT r.bytes, m.touched_paths FROM series_patches sp JOIN messages m ON m.id = sp.message_id JOIN raw_messages r ON r.id = m.raw_id
+       WHERE sp.series_id = ? AND sp.counter > 0 AND m.diff IS NOT NULL AND m.diff != '' ORDER BY sp.counter LIMIT 1`,
+    ).get(id) as { bytes: Buffer; touched_paths: string } | undefined;
+    if (!row) continue;
+    const paths = JSON.parse(row.touched_paths) as string[];
+    if (!paths.some((p) => /\.c$/.test(p)) || !paths.every((p) => /^(?:drivers\/(?:vfio|iommu)|include)\//.test(p)) || paths.some((p) => files.has(p))) continue;
+    for (const p of paths) files.add(p);
+    picked.push(row.bytes);
+  }
+  if (picked.length < SERIES_PATCHES) return { skipped: `only ${picked.length} first patches with distinct files` };
+  const cover = '<bench-assembled-0@vfio-review.invalid>';
+  const subject = `[PATCH 0/${SERIES_PATCHES}] bench: ${SERIES_PATCHES} real patches to different files`;
+  const mails = [
+    Buffer.from(`From: Bench <bench@vfio-review.invalid>\nDate: Mon, 1 Jan 2024 00:00:00 +0000\nSubject: ${subject}\nMessage-ID: ${cover}\n\nAssembled by bench rules.\n`),
+    ...picked.map((raw, i) => rethread(raw, i + 1, cover)),
+  ];
+  const ing = new Ingestor(db, { batch: 100 });
+  await ing.addStream(ing.sourceId('manual', 'bench-assembled'), (async function* () {
+    for (const [i, bytes] of mails.entries()) yield { bytes, locator: `assembled-${i}` };
+  })());
+  ing.finish();
+  const series = listSeries(db, { all: true }).find((s) => s.patches.includes('bench-assembled-1@vfio-review.invalid'));
+  if (series && series.patches.filter(Boolean).length !== SERIES_PATCHES) return { skipped: `the assembled mails formed a series of ${series.patches.filter(Boolean).length} patches` };
+  return series ? { id: series.id, subject } : { skipped: 'the assembled mails did not form one series' };
+}
+
+/**
+ * A raw patch mail as patch `k` of the assembled series: one sender and date like a real series
+ * (the series builder groups by them), new Subject prefix, Message-ID and In-Reply-To; the body as sent.
+ */
+function rethread(raw: Buffer, k: number, cover: string): Buffer {
+  const text = raw.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const head = text.slice(0, end).replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/);
+  const subject = head.find((l) => /^subject:/i.test(l))?.replace(/^subject:\s*/i, '').replace(/^(?:\[[^\]]*\]\s*)+/, '') ?? 'patch';
+  const kept = head.filter((l) => !/^(?:subject|message-id|in-reply-to|references|from|date|sender|reply-to):/i.test(l));
+  const added = [
+    'From: Bench <bench@vfio-review.invalid>', `Date: Mon, 1 Jan 2024 00:00:${String(k).padStart(2, '0')} +0000`,
+    `Subject: [PATCH ${k}/${SERIES_PATCHES}] ${subject}`, `Message-ID: <bench-assembled-${k}@vfio-review.invalid>`, `In-Reply-To: ${cover}`, `References: ${cover}`,
+  ];
+  return Buffer.from([...kept, ...added].join('\n') + text.slice(end), 'latin1');
 }
