@@ -49,13 +49,26 @@ export function createModelCache(): ModelCache {
   return { files: new Map(), recent: [] };
 }
 
+/** Digests by text: readers hand out the same string for a file, and hashing 2 MB per model build showed. */
+const digests = new Map<string, string>();
+
+function digest(text: string): string {
+  let d = digests.get(text);
+  if (d === undefined) {
+    d = createHash('sha1').update(text).digest('hex');
+    digests.set(text, d);
+    if (digests.size > 4096) digests.delete(digests.keys().next().value!);
+  }
+  return d;
+}
+
 /** File models a cache keeps (a driver with its headers and siblings is 50-100 files). */
 const MAX_CACHED_FILES = 3000;
 
 function load(source: SourceReader, path: string, cache: ModelCache | undefined): FileModel | null {
   const text = source.readFile(path);
   if (text === null) return null;
-  const key = `${path}\0${createHash('sha1').update(text).digest('hex')}`;
+  const key = `${path}\0${digest(text)}`;
   const hit = cache?.files.get(key);
   if (hit) {
     // Least recently used last out: a daemon's cache stays bounded over months of series.
@@ -92,7 +105,32 @@ function includeCandidates(from: string, inc: { path: string; system: boolean },
   return inc.system ? sys : [local, ...sys];
 }
 
-const DEFINITION = (name: string): RegExp => new RegExp(String.raw`^[A-Za-z_][^;{}()=]*\b${name}\s*\([^;]*$`, 'm');
+/**
+ * What a sibling file may offer, by text: the names it seems to define (`DEFINITION` matches a line
+ * start with the name before the first `(` and no `;` after it on that line) and the members it
+ * assigns (`.member =`). Computed once per text instead of one regex scan per model build.
+ */
+const siblingIndexes = new Map<string, { defined: Set<string>; assigned: Set<string> }>();
+const DEFINED_AT = /[A-Za-z_][^;{}()=]*\b([A-Za-z_]\w*)\s*\([^;]*$/my;
+
+export function siblingIndex(text: string): { defined: Set<string>; assigned: Set<string> } {
+  let idx = siblingIndexes.get(text);
+  if (idx) return idx;
+  idx = { defined: new Set(), assigned: new Set() };
+  // Every line start, as the multi-line `^...` search would try them: a match may begin on a line
+  // (`static int`) and name the function on the next.
+  for (let at = 0; at < text.length; at = text.indexOf('\n', at) + 1 || text.length) {
+    const c = text.charCodeAt(at);
+    if (!((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95)) continue;
+    DEFINED_AT.lastIndex = at;
+    const m = DEFINED_AT.exec(text);
+    if (m) idx.defined.add(m[1]!);
+  }
+  for (const m of text.matchAll(/\.([A-Za-z_]\w*)\s*=/g)) idx.assigned.add(m[1]!);
+  siblingIndexes.set(text, idx);
+  if (siblingIndexes.size > 1024) siblingIndexes.delete(siblingIndexes.keys().next().value!);
+  return idx;
+}
 
 /**
  * Build the model of `files` in the tree `source` can read: parse them and what they reach, merge
@@ -171,11 +209,10 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
       const missing = [...wanted].filter((n) => !defined.has(n));
       const unbound = [...members].filter((n) => !bound.has(n));
       if (missing.length === 0 && unbound.length === 0) break;
-      // One alternation per kind keeps the scan to two passes per sibling file.
-      const tests = [
-        ...(missing.length ? [DEFINITION(`(?:${missing.join('|')})`)] : []),
-        ...(unbound.length ? [new RegExp(String.raw`\.(?:${unbound.join('|')})\s*=`)] : []),
-      ];
+      const wantedBy = (text: string): boolean => {
+        const idx = siblingIndex(text);
+        return missing.some((n) => idx.defined.has(n)) || unbound.some((m) => idx.assigned.has(m));
+      };
       for (const dir of dirs) {
         const names = source.list(dir).sort().filter((n) => n.endsWith('.c'));
         source.prefetch?.(names.map((n) => (dir === '.' ? n : `${dir}/${n}`)).filter((p) => !models.has(p)));
@@ -185,7 +222,7 @@ export async function buildModel(source: SourceReader, files: string[], opts: Bu
           const path = dir === '.' ? name : `${dir}/${name}`;
           if (models.has(path)) continue;
           const text = source.readFile(path);
-          if (text === null || !tests.some((t) => t.test(text))) continue;
+          if (text === null || !wantedBy(text)) continue;
           const m = load(source, path, opts.cache);
           if (!m) continue;
           models.set(path, m);
