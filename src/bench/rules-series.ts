@@ -138,7 +138,7 @@ export async function timeSeries(corpus: string, tree: string, dir: string, coun
  * series checked before in this run is used, so its files are new to the process as a new
  * series' would be. Returns the new series' id.
  */
-async function assembleSeries(db: Db, from: number[]): Promise<{ id: number; subject: string } | { skipped: string }> {
+export async function assembleSeries(db: Db, from: number[]): Promise<{ id: number; subject: string } | { skipped: string }> {
   const picked: Buffer[] = [];
   const files = new Set<string>();
   for (const id of from) {

@@ -50,7 +50,7 @@ interface Stored {
 const byText = new Map<string, Stored[]>();
 const byObject = new WeakMap<FunctionModel, Stored[]>();
 const PER_DEFINITION = 3;
-const MAX_TEXT_KEYS = 200_000;
+const MAX_TEXT_KEYS = 60_000;
 
 const textKey = (fn: FunctionModel): string | null => (fn.digest ? `${fn.file}\0${fn.name}\0${fn.digest}` : null);
 
