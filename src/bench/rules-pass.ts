@@ -13,7 +13,7 @@ import { buildModel, loadParser, type ModelCache, type SourceReader, type TreeMo
 import type { FileModel } from '../cmodel/declarations.js';
 import { RULES } from '../rules/index.js';
 import { runRules } from '../rules/run.js';
-import type { PatchView } from '../rules/context.js';
+import { readBlobsSync, type PatchView } from '../rules/context.js';
 import type { ChangedFile } from '../rules/types.js';
 
 /** One rule's share of the pass. */
@@ -89,14 +89,8 @@ class CommitReader implements SourceReader {
   prefetch(paths: string[]): void {
     const want = paths.filter((p) => this.blobs.has(p) && !this.text.has(p));
     if (want.length === 0) return;
-    const buf = gitSync(this.gitDir, this.home, ['cat-file', '--batch'], want.map((p) => this.blobs.get(p)).join('\n') + '\n');
-    let pos = 0;
-    for (const p of want) {
-      const nl = buf.indexOf(0x0a, pos);
-      const size = Number(/ (?<size>\d+)$/.exec(buf.subarray(pos, nl).toString('latin1'))?.groups?.size ?? 0);
-      this.text.set(p, buf.subarray(nl + 1, nl + 1 + size).toString('utf8'));
-      pos = nl + 1 + size + 1;
-    }
+    const blobs = readBlobsSync(this.gitDir, this.home, [...new Set(want.map((p) => this.blobs.get(p)!))]);
+    for (const p of want) this.text.set(p, blobs.get(this.blobs.get(p)!) ?? '');
     this.reads++;
   }
 

@@ -1,6 +1,7 @@
-import { gitOk, makeWorkspace } from '../apply/git.js';
+import { gitOk } from '../apply/git.js';
+import type { SourceReader } from '../cmodel/build.js';
 import { loadParser } from '../cmodel/parse.js';
-import { baseReader, lazyModel } from '../rules/context.js';
+import { baseReader, lazyModel, rulesWorkspace } from '../rules/context.js';
 import type { ChangedFile } from '../rules/types.js';
 
 /** What a fresh check worker prepares before its first series. */
@@ -23,18 +24,22 @@ export interface WarmUp {
 export async function warmUp(w: WarmUp): Promise<void> {
   await loadParser();
   if (w.paths.length === 0) return;
-  const ws = await makeWorkspace('vfio-review-warm-');
-  try {
-    const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: w.tree, home: ws.home })).trim();
-    const commit = (await gitOk(['rev-parse', '--verify', '--end-of-options', `${w.ref}^{commit}`], { gitDir, cwd: ws.workTree, home: ws.home })).trim();
-    const reader = baseReader(gitDir, commit, ws.home);
-    const files: ChangedFile[] = w.paths
-      .filter((p) => reader.readFile(p) !== null)
-      .map((path) => ({ path, oldPath: null, status: 'modified', added: new Set(), removed: new Set(), addedText: new Map() }));
-    await lazyModel(files, 'before', reader)();
-  } finally {
-    await ws.dispose();
-  }
+  const { reader } = await baseOf(w);
+  const files: ChangedFile[] = w.paths
+    .filter((p) => reader.readFile(p) !== null)
+    .map((path) => ({ path, oldPath: null, status: 'modified', added: new Set(), removed: new Set(), addedText: new Map() }));
+  await lazyModel(files, 'before', reader)();
+}
+
+/**
+ * The rules' shared reader of `w.ref` (the one a check on that base uses, so what is read here is not
+ * read again), with the private HOME of the rules' workspace, which lives as long as the process.
+ */
+async function baseOf(w: WarmUp): Promise<{ gitDir: string; commit: string; home: string; workTree: string; reader: SourceReader }> {
+  const ws = await rulesWorkspace();
+  const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: w.tree, home: ws.home })).trim();
+  const commit = (await gitOk(['rev-parse', '--verify', '--end-of-options', `${w.ref}^{commit}`], { gitDir, cwd: ws.workTree, home: ws.home })).trim();
+  return { gitDir, commit, home: ws.home, workTree: ws.workTree, reader: baseReader(gitDir, commit, ws.home) };
 }
 
 /**
@@ -46,24 +51,16 @@ export async function warmUp(w: WarmUp): Promise<void> {
  */
 export async function warmDirectories(w: WarmUp, idle: () => Promise<void>): Promise<number> {
   if (!w.dirs?.length) return 0;
-  const ws = await makeWorkspace('vfio-review-warm-');
-  try {
-    const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: w.tree, home: ws.home })).trim();
-    const commit = (await gitOk(['rev-parse', '--verify', '--end-of-options', `${w.ref}^{commit}`], { gitDir, cwd: ws.workTree, home: ws.home })).trim();
-    const listed = await gitOk(['ls-tree', '-r', '--name-only', commit, '--', ...w.dirs], { gitDir, cwd: ws.workTree, home: ws.home });
-    const paths = listed.split('\n').filter((p) => p.endsWith('.c'));
-    // The rules' base reader: what is read here is what a check on this base reads again.
-    const reader = baseReader(gitDir, commit, ws.home);
-    reader.prefetch?.(paths);
-    let n = 0;
-    for (const path of paths) {
-      await idle();
-      const file: ChangedFile = { path, oldPath: path, status: 'modified', added: new Set(), removed: new Set(), addedText: new Map() };
-      await lazyModel([file], 'before', reader)();
-      n++;
-    }
-    return n;
-  } finally {
-    await ws.dispose();
+  const { gitDir, commit, home, workTree, reader } = await baseOf(w);
+  const listed = await gitOk(['ls-tree', '-r', '--name-only', commit, '--', ...w.dirs], { gitDir, cwd: workTree, home });
+  const paths = listed.split('\n').filter((p) => p.endsWith('.c'));
+  reader.prefetch?.(paths);
+  let n = 0;
+  for (const path of paths) {
+    await idle();
+    const file: ChangedFile = { path, oldPath: path, status: 'modified', added: new Set(), removed: new Set(), addedText: new Map() };
+    await lazyModel([file], 'before', reader)();
+    n++;
   }
+  return n;
 }

@@ -102,7 +102,7 @@ export function viewFromSources(
 }
 
 /** Reads many blobs with one `git cat-file --batch` (sizes are byte counts); a missing one is null. */
-function readBlobsSync(gitDir: string, home: string, specs: string[], cwd?: string): Map<string, string | null> {
+export function readBlobsSync(gitDir: string, home: string, specs: string[], cwd?: string): Map<string, string | null> {
   const out = new Map<string, string | null>();
   if (specs.length === 0) return out;
   const buf = execFileSync('git', [...HARDENING_CONFIG, '--git-dir', gitDir, 'cat-file', '--batch'], {
