@@ -222,7 +222,8 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
         if (f.oldPath) seen.add(f.oldPath);
       }
     });
-    const blobs = readBlobsSync(gitDir, ws.home, [...specs].filter((x) => safePath(x.slice(x.indexOf(':') + 1))), ws.workTree);
+    // A spec is a line of cat-file's input, not an argument: any path without a line break is fine.
+    const blobs = readBlobsSync(gitDir, ws.home, [...specs].filter((x) => !/[\r\n]/.test(x)), ws.workTree);
     for (let k = 0; k < pairs.length; k++) {
       const { index: i, commit } = pairs[k]!;
       parent = pairs[k]!.parent;
