@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { Language, Parser, type Node, type Tree } from 'web-tree-sitter';
+import { Edit, Language, Parser, type Node, type Tree } from 'web-tree-sitter';
 import { prefilter, type LockAnnotation, type MacroGlobal } from './prefilter.js';
 
 /** One C file parsed by tree-sitter after the offset-preserving pre-filter. */
@@ -48,14 +48,80 @@ export function parseC(source: string, path: string, opts: ParseOptions = {}): P
   let tree: Tree | null = null;
   let failure: string | null = null;
   try {
-    tree = parser.parse(filtered.text);
+    tree = reparse(path, filtered.text);
     if (!tree) failure = 'tree-sitter returned no tree';
   } catch (err) {
     failure = err instanceof Error ? err.message : String(err);
     // A wasm trap can leave the parser mid-parse; reset so the next file starts clean.
     parser.reset();
+    forget(path);
   }
   return { path, source, text: filtered.text, tree, failure, annotations: filtered.annotations, macroGlobals: filtered.macroGlobals };
+}
+
+/**
+ * The last tree parsed for each of a few paths, with its text. A patch changes a file in a few
+ * places; tree-sitter's incremental parse from the previous version's tree (edited to the new text)
+ * reuses every untouched subtree and gives the same tree as a fresh parse, 3-4x faster on a 70 KB
+ * file. VFIO_REVIEW_VERIFY_REUSE=1 parses afresh too and throws on a difference.
+ */
+const recentTrees = new Map<string, { text: string; tree: Tree }>();
+const RECENT_TREES = 16;
+
+function reparse(path: string, text: string): Tree | null {
+  const prior = recentTrees.get(path);
+  let tree: Tree | null;
+  if (prior && prior.text !== text) {
+    const old = prior.tree.copy();
+    try {
+      old.edit(editBetween(prior.text, text));
+      tree = parser!.parse(text, old);
+    } finally {
+      old.delete();
+    }
+    if (tree && process.env.VFIO_REVIEW_VERIFY_REUSE === '1') {
+      const fresh = parser!.parse(text);
+      const same = fresh?.rootNode.toString() === tree.rootNode.toString();
+      fresh?.delete();
+      if (!same) throw new Error(`incremental parse of ${path} differs from a fresh parse`);
+    }
+  } else {
+    tree = parser!.parse(text);
+  }
+  if (tree) {
+    forget(path);
+    recentTrees.set(path, { text, tree: tree.copy() });
+    if (recentTrees.size > RECENT_TREES) forget(recentTrees.keys().next().value!);
+  }
+  return tree;
+}
+
+function forget(path: string): void {
+  recentTrees.get(path)?.tree.delete();
+  recentTrees.delete(path);
+}
+
+/** The single edit turning `a` into `b`: their common prefix and suffix kept (indices and columns in UTF-16 units, as the trees use). */
+function editBetween(a: string, b: string): Edit {
+  const min = Math.min(a.length, b.length);
+  let start = 0;
+  while (start < min && a.charCodeAt(start) === b.charCodeAt(start)) start++;
+  let tail = 0;
+  while (tail < min - start && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++;
+  return new Edit({
+    startIndex: start, oldEndIndex: a.length - tail, newEndIndex: b.length - tail,
+    startPosition: pointAt(a, start), oldEndPosition: pointAt(a, a.length - tail), newEndPosition: pointAt(b, b.length - tail),
+  });
+}
+
+function pointAt(text: string, index: number): { row: number; column: number } {
+  let row = 0;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < index; i = text.indexOf('\n', i + 1)) {
+    row++;
+    lineStart = i + 1;
+  }
+  return { row, column: index - lineStart };
 }
 
 /** Free the tree-sitter tree of a parsed file; the rest of the object stays usable. */
