@@ -1,7 +1,7 @@
 import { pathsOf } from '../cmodel/context.js';
 import type { Event } from '../cmodel/events.js';
 import type { FunctionModel, Stmt } from '../cmodel/functions.js';
-import type { TreeModel } from '../cmodel/model.js';
+import { resolveCall, summaryOf, type TreeModel } from '../cmodel/model.js';
 import type { HeldLock, PathStep } from '../cmodel/paths.js';
 import {
   addedByPath, candidateFunctions, containsStmt, counterpart, derefsVar, eventsUnder, hasAddedLine, isAdded, isPointerVar,
@@ -123,8 +123,23 @@ function stillHeld(held: readonly HeldLock[], origin: HeldLock[]): boolean {
   return origin.some((o) => held.includes(o));
 }
 
+/**
+ * Whether a lock held in `fn` can be dropped on some path, the precondition of every stale use: an
+ * explicit release, a scope-based guard (released at the end of its block, retaken on the next
+ * iteration), or a call to a function that releases a lock of its caller. Without one the path walk
+ * cannot find anything, and is skipped.
+ */
+function mayDropLock(model: TreeModel, fn: FunctionModel): boolean {
+  for (const e of fn.events) {
+    if (e.kind === 'lock' && (e.op === 'release' || e.scope !== null)) return true;
+    if (e.kind === 'call' && resolveCall(model, e, fn).some((t) => (summaryOf(model, t)?.releases.length ?? 0) > 0)) return true;
+  }
+  return false;
+}
+
 /** Stale uses of looked-up pointers in one function (all paths the walker enumerates). */
 export function staleUses(model: TreeModel, fn: FunctionModel, src: string | null): Stale[] {
+  if (!mayDropLock(model, fn)) return [];
   const out = new Map<string, Stale>();
   const loops = iteratorLoops(fn);
   const order = new Map(fn.events.map((e, i) => [e, i]));
