@@ -3,16 +3,11 @@
  * the base and patched commits, {@link synthesise}, and its findings in the check's shape
  * (`sim/<verdict>`, with the lockdep-style trace). Called once per series from checkSeries.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { HARDENING_CONFIG, hermeticEnv } from '../apply/git.js';
+import { gitOk } from '../apply/git.js';
 import type { ApplyResult } from '../apply/types.js';
 import type { Finding } from '../check/check.js';
-import type { PatchView } from '../rules/context.js';
+import { baseReader, rulesWorkspace, seriesReader, treeReader, type PatchView } from '../rules/context.js';
 import { lineCount, seriesDelta, type PatchChange } from './changes.js';
-import { gitReader } from './git-reader.js';
 import { synthesise, type SimFinding, type SimKind, type SynthLimits } from './synth.js';
 
 /** Options of {@link simCheck}. */
@@ -70,7 +65,7 @@ export function toFinding(f: SimFinding): Finding {
 
 /**
  * Run the synthesised scenarios of an applied series. Never throws: a failure is a note. The
- * models are built here, over readers of the base and head commits (src/sim/git-reader.ts), not
+ * models are built here, over readers of the base and head commits (the rules' readers), not
  * taken from the rule views: a view's model covers one patch's files, while the pairs need the
  * series' files and the siblings holding the other entry points (ap_bus.c for vfio_ap).
  */
@@ -79,18 +74,23 @@ export async function simCheck(tree: string, result: ApplyResult, views: readonl
   const delta = seriesDelta(patchChanges(views).map((p) => ({ ...p, files: p.files.filter((f) => isC(f.path) || (f.oldPath !== null && isC(f.oldPath))) })));
   const files = delta.files.filter(isC);
   if (files.length === 0) return { findings: [], notes: [] };
-  const home = mkdtempSync(join(tmpdir(), 'vfio-review-sim-'));
   try {
-    const gitDir = execFileSync('git', [...HARDENING_CONFIG, 'rev-parse', '--absolute-git-dir'], { cwd: tree, env: hermeticEnv(home), encoding: 'utf8' }).trim();
+    // The rules' readers: the base through the process's shared reader (what the rules read is not
+    // read again), the head as the base plus what the series changed.
+    const ws = await rulesWorkspace();
+    const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
+    const base = baseReader(gitDir, result.base.commit, ws.home);
+    const headFiles = treeReader(gitDir, result.head, ws.home);
+    const changed = [...new Set(views.flatMap((v) => v.files.flatMap((f) => (f.oldPath ? [f.path, f.oldPath] : [f.path]))))];
+    headFiles.prefetch?.(changed);
+    const head = seriesReader(base, new Map(changed.map((p) => [p, headFiles.readFile(p)])));
     const r = await synthesise({
-      base: gitReader(gitDir, result.base.commit, home), head: gitReader(gitDir, result.head, home),
+      base, head,
       files, basePath: delta.basePath, changes: delta,
       ...(opts.limits ? { limits: opts.limits } : {}), ...(opts.log ? { log: opts.log } : {}),
     });
     return { findings: r.findings.map(toFinding), notes: r.notes.map((n) => `${n.kind}: ${n.pair ? `${n.pair}: ` : ''}${n.detail}`) };
   } catch (err) {
     return { findings: [], notes: [`error: ${(err as Error).message}`] };
-  } finally {
-    rmSync(home, { recursive: true, force: true });
   }
 }
