@@ -28,7 +28,7 @@ const LIST = 'kvm.vger.kernel.org';
 const BOT = 'bot@bot.example.org';
 
 /** A hunk adding `added` after line `after` of a file of the tree; the context is read from the tree. */
-function patchAt(tree: string, path: string, after: number, added: string[]): string {
+export function patchAt(tree: string, path: string, after: number, added: string[]): string {
   const lines = readFileSync(join(tree, path), 'utf8').split('\n');
   const ctx = (from: number, to: number) => lines.slice(from - 1, to).map((l) => (l === '' ? ' ' : ` ${l}`));
   return [
@@ -38,9 +38,10 @@ function patchAt(tree: string, path: string, after: number, added: string[]): st
   ].join('\n');
 }
 
-function lineOf(tree: string, path: string, text: string): number {
+/** The line of `text` (exact, first) in a file of the tree. */
+export function lineOf(tree: string, path: string, text: string): number {
   const i = readFileSync(join(tree, path), 'utf8').split('\n').indexOf(text);
-  if (i < 0) throw new Error(`bench e2e: ${path} has no line '${text}' (not the 6.1 tree?)`);
+  if (i < 0) throw new Error(`${path} has no line '${text}' (not the 6.1 tree?)`);
   return i + 1;
 }
 

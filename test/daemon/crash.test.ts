@@ -4,16 +4,14 @@
  * once at the SMTP server and in the outbox.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb } from '../../src/store/db.js';
 import { JobStore } from '../../src/daemon/jobs.js';
 import { outboxRows } from '../../src/report/outbox.js';
-import { startDovecot, type Dovecot } from '../helpers/imap-server.js';
-import { startSmtp, type TestSmtp } from '../helpers/smtp-server.js';
+import type { Dovecot } from '../helpers/imap-server.js';
+import type { TestSmtp } from '../helpers/smtp-server.js';
 import type { TestRepo } from '../helpers/git-repo.js';
-import { BOT, messageIdOf, seriesMail, seriesPatches, smallTree, spawnDaemon, until, writeConfig } from './world.js';
+import { messageIdOf, seriesMail, seriesPatches, spawnDaemon, until, writeConfig, startMailWorld, stopMailWorld } from './world.js';
 
 const SERIES = 20;
 const KILLS = 22;
@@ -26,16 +24,10 @@ let repo: TestRepo;
 let dir: string;
 
 beforeAll(async () => {
-  dovecot = await startDovecot();
-  smtp = await startSmtp({ relay: { port: dovecot.lmtpPort, map: (r) => (r === BOT ? 'bot' : null) } });
-  repo = await smallTree();
-  dir = mkdtempSync(join(tmpdir(), 'vr-daemon-crash-'));
+  ({ dovecot, smtp, repo, dir } = await startMailWorld('vr-daemon-crash-'));
 });
 afterAll(async () => {
-  await smtp?.close();
-  await dovecot?.stop();
-  await repo?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await stopMailWorld({ dovecot, smtp, repo, dir });
 });
 
 /** A small deterministic generator, so a failing run can be repeated with its seed. */

@@ -3,8 +3,6 @@
  * Bcc copy back into Dovecot), git on a small hand-written tree, checks on worker threads.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config/load.js';
@@ -12,10 +10,10 @@ import { Daemon } from '../../src/daemon/daemon.js';
 import { readStatus } from '../../src/daemon/health.js';
 import { outboxRows } from '../../src/report/outbox.js';
 import { openDb } from '../../src/store/db.js';
-import { startDovecot, type Dovecot } from '../helpers/imap-server.js';
-import { startSmtp, type TestSmtp } from '../helpers/smtp-server.js';
+import type { Dovecot } from '../helpers/imap-server.js';
+import type { TestSmtp } from '../helpers/smtp-server.js';
 import type { TestRepo } from '../helpers/git-repo.js';
-import { BOT, ENV, messageIdOf, seriesMail, seriesPatches, smallTree, until, writeConfig } from './world.js';
+import { BOT, ENV, messageIdOf, seriesMail, seriesPatches, until, writeConfig, startMailWorld, stopMailWorld } from './world.js';
 
 let dovecot: Dovecot;
 let smtp: TestSmtp;
@@ -23,16 +21,10 @@ let repo: TestRepo;
 let dir: string;
 
 beforeAll(async () => {
-  dovecot = await startDovecot();
-  smtp = await startSmtp({ relay: { port: dovecot.lmtpPort, map: (r) => (r === BOT ? 'bot' : null) } });
-  repo = await smallTree();
-  dir = mkdtempSync(join(tmpdir(), 'vr-daemon-'));
+  ({ dovecot, smtp, repo, dir } = await startMailWorld('vr-daemon-'));
 });
 afterAll(async () => {
-  await smtp?.close();
-  await dovecot?.stop();
-  await repo?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await stopMailWorld({ dovecot, smtp, repo, dir });
 });
 
 /** A daemon in this process with its log lines collected. */

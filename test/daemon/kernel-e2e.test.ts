@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -19,6 +19,7 @@ import { startDovecot, type Dovecot } from '../helpers/imap-server.js';
 import { startSmtp, type TestSmtp } from '../helpers/smtp-server.js';
 import { startGithubDouble, type GithubDouble } from '../helpers/github-http.js';
 import { kernelTree } from '../helpers/kernel-tree.js';
+import { lineOf as lineOfIn, patchAt as patchAtIn } from '../../src/bench/e2e.js';
 import { BIN, BOT, ENV, LIST, ROOT, until, writeConfig } from './world.js';
 
 const REPO = 'vfio-review/reviews';
@@ -42,23 +43,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A hand-written hunk adding `added` after line `after` of a file of the tree, context read from the tree. */
-function patchAt(path: string, after: number, added: string[]): string {
-  const lines = readFileSync(join(tree, path), 'utf8').split('\n');
-  const ctx = (from: number, to: number) => lines.slice(from - 1, to).map((l) => (l === '' ? ' ' : ` ${l}`));
-  return [
-    `diff --git a/${path} b/${path}`, `--- a/${path}`, `+++ b/${path}`,
-    `@@ -${after - 2},6 +${after - 2},${6 + added.length} @@`,
-    ...ctx(after - 2, after), ...added.map((a) => `+${a}`), ...ctx(after + 1, after + 3), '',
-  ].join('\n');
-}
-
-/** Finds the line of `text` (exact, first) in a file of the tree. */
-function lineOf(path: string, text: string): number {
-  const i = readFileSync(join(tree, path), 'utf8').split('\n').indexOf(text);
-  if (i < 0) throw new Error(`${path}: no line '${text}'`);
-  return i + 1;
-}
+// Hunks written against the tree, as the e2e benchmark writes them.
+const patchAt = (path: string, after: number, added: string[]): string => patchAtIn(tree, path, after, added);
+const lineOf = (path: string, text: string): number => lineOfIn(tree, path, text);
 
 function series(version: number, fixed: boolean, inReplyTo?: string): { cover: string; ids: string[]; raws: Buffer[] } {
   const main = 'drivers/vfio/vfio_main.c';

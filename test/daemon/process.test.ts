@@ -5,16 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDb } from '../../src/store/db.js';
 import { JobStore } from '../../src/daemon/jobs.js';
 import type { DaemonStatus } from '../../src/daemon/health.js';
-import { startDovecot, type Dovecot } from '../helpers/imap-server.js';
-import { startSmtp, type TestSmtp } from '../helpers/smtp-server.js';
+import type { Dovecot } from '../helpers/imap-server.js';
+import type { TestSmtp } from '../helpers/smtp-server.js';
 import type { TestRepo } from '../helpers/git-repo.js';
-import { BIN, BOT, ENV, ROOT, seriesMail, seriesPatches, smallTree, spawnDaemon, until, writeConfig } from './world.js';
+import { BIN, ENV, ROOT, seriesMail, seriesPatches, spawnDaemon, until, writeConfig, startMailWorld, stopMailWorld } from './world.js';
 
 let dovecot: Dovecot;
 let smtp: TestSmtp;
@@ -22,16 +20,10 @@ let repo: TestRepo;
 let dir: string;
 
 beforeAll(async () => {
-  dovecot = await startDovecot();
-  smtp = await startSmtp({ relay: { port: dovecot.lmtpPort, map: (r) => (r === BOT ? 'bot' : null) } });
-  repo = await smallTree();
-  dir = mkdtempSync(join(tmpdir(), 'vr-daemon-proc-'));
+  ({ dovecot, smtp, repo, dir } = await startMailWorld('vr-daemon-proc-'));
 });
 afterAll(async () => {
-  await smtp?.close();
-  await dovecot?.stop();
-  await repo?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await stopMailWorld({ dovecot, smtp, repo, dir });
 });
 
 function status(db: string): DaemonStatus {

@@ -4,12 +4,13 @@
  * (optionally) the GitHub double. Not a test file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRepo, seriesDiffs, type TestRepo } from '../helpers/git-repo.js';
-import type { Dovecot } from '../helpers/imap-server.js';
-import type { TestSmtp } from '../helpers/smtp-server.js';
+import { startDovecot, type Dovecot } from '../helpers/imap-server.js';
+import { startSmtp, type TestSmtp } from '../helpers/smtp-server.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
@@ -55,6 +56,30 @@ static int vfio_pci_demo_enable(struct pci_dev *pdev)
 `;
 
 export const SLOTS = 24;
+
+/** What the small-tree daemon tests run against: Dovecot, the SMTP server relaying the bot's mail to it, the tree, a temp dir. */
+export interface MailWorld {
+  dovecot: Dovecot;
+  smtp: TestSmtp;
+  repo: TestRepo;
+  dir: string;
+}
+
+/** Starts a {@link MailWorld}; `prefix` names its temp dir. */
+export async function startMailWorld(prefix: string): Promise<MailWorld> {
+  const dovecot = await startDovecot();
+  const smtp = await startSmtp({ relay: { port: dovecot.lmtpPort, map: (r) => (r === BOT ? 'bot' : null) } });
+  const repo = await smallTree();
+  return { dovecot, smtp, repo, dir: mkdtempSync(join(tmpdir(), prefix)) };
+}
+
+/** Stops what {@link startMailWorld} started (any part may be missing when it failed half way). */
+export async function stopMailWorld(w: Partial<MailWorld>): Promise<void> {
+  await w.smtp?.close();
+  await w.dovecot?.stop();
+  await w.repo?.dispose();
+  if (w.dir) rmSync(w.dir, { recursive: true, force: true });
+}
 
 /** The small tree: drivers/vfio/{vfio_main.c, vfio.h, pci/vfio_pci_core.c}. */
 export function smallTree(): Promise<TestRepo> {
