@@ -142,26 +142,38 @@ export function describe(o: Op): string {
   }
 }
 
-/** Compile thread programs for the explorer. */
-export function compile(programs: ThreadProgram[], opts: { memory?: MemoryModel; init?: Record<string, number | string>; objects?: string[]; unallocated?: string[]; invariants?: Invariant[]; bufCap?: number } = {}): Compiled {
-  if (programs.length === 0 || programs.length > 30) throw new Error(`a scenario needs 1..30 threads, got ${programs.length}`);
-  const memory = opts.memory ?? 'sc';
+/** Appends `name` to `list` unless there; its index. */
+function intern(list: string[], name: string): number {
+  let i = list.indexOf(name);
+  if (i < 0) i = list.push(name) - 1;
+  return i;
+}
+
+/**
+ * The lock and memory-cell names of `programs`, in first-use order with the initialised cells
+ * first (the indices the explorer and the Promela translation both number them by), and the
+ * interner that extends such a list.
+ */
+export function programNames(programs: ThreadProgram[], init?: Record<string, unknown>): { locks: string[]; cells: string[]; intern: typeof intern } {
   const locks: string[] = [];
   const cells: string[] = [];
-  const objects = [...(opts.objects ?? [])];
-  const consts = new Map<string, number>();
-  const intern = (list: string[], name: string): number => {
-    let i = list.indexOf(name);
-    if (i < 0) i = list.push(name) - 1;
-    return i;
-  };
-  for (const name of Object.keys(opts.init ?? {})) intern(cells, name);
+  for (const name of Object.keys(init ?? {})) intern(cells, name);
   for (const p of programs) {
     for (const o of p.ops) {
       if (o.kind === 'lock' || o.kind === 'unlock' || o.kind === 'trylock') intern(locks, o.lock);
       if (o.kind === 'read' || o.kind === 'write' || o.kind === 'rmw') intern(cells, o.cell);
     }
   }
+  return { locks, cells, intern };
+}
+
+/** Compile thread programs for the explorer. */
+export function compile(programs: ThreadProgram[], opts: { memory?: MemoryModel; init?: Record<string, number | string>; objects?: string[]; unallocated?: string[]; invariants?: Invariant[]; bufCap?: number } = {}): Compiled {
+  if (programs.length === 0 || programs.length > 30) throw new Error(`a scenario needs 1..30 threads, got ${programs.length}`);
+  const memory = opts.memory ?? 'sc';
+  const { locks, cells, intern } = programNames(programs, opts.init);
+  const objects = [...(opts.objects ?? [])];
+  const consts = new Map<string, number>();
   if (memory === 'relaxed' && cells.length > 31) throw new Error('relaxed mode supports at most 31 cells');
   const bufCap = opts.bufCap ?? 4;
   const n = programs.length;
