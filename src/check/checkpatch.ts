@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
-import { git, gitOk, hermeticEnv, makeWorkspace, run, type GitOptions } from '../apply/git.js';
+import { git, hermeticEnv, makeWorkspace, run, type GitOptions } from '../apply/git.js';
 import type { PatchInput } from '../apply/types.js';
 import type { RuleFinding } from '../rules/types.js';
-import type { PatchView } from '../rules/context.js';
+import { treeGitDir, type PatchView } from '../rules/context.js';
 
 /** checkpatch types that one of our rules already reports (ours wins: it says why, and where). */
 const DUPLICATES: Record<string, string> = { AVOID_BUG: 'bug-on' };
@@ -27,7 +27,7 @@ export async function runCheckpatch(
 ): Promise<RuleFinding[]> {
   const ws = await makeWorkspace('vfio-review-checkpatch-');
   try {
-    const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
+    const gitDir = await treeGitDir(tree);
     const opts: GitOptions = { gitDir, workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
     const root = join(ws.dir, 'base');
     for (const path of SUPPORT) {

@@ -1,7 +1,7 @@
 import { gitOk } from '../apply/git.js';
 import type { SourceReader } from '../cmodel/build.js';
 import { loadParser } from '../cmodel/parse.js';
-import { baseReader, lazyModel, rulesWorkspace } from '../rules/context.js';
+import { baseReader, lazyModel, rulesWorkspace, treeGitDir } from '../rules/context.js';
 import type { ChangedFile } from '../rules/types.js';
 
 /** What a fresh check worker prepares before its first series. */
@@ -37,7 +37,7 @@ export async function warmUp(w: WarmUp): Promise<void> {
  */
 async function baseOf(w: WarmUp): Promise<{ gitDir: string; commit: string; home: string; workTree: string; reader: SourceReader }> {
   const ws = await rulesWorkspace();
-  const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: w.tree, home: ws.home })).trim();
+  const gitDir = await treeGitDir(w.tree);
   const commit = (await gitOk(['rev-parse', '--verify', '--end-of-options', `${w.ref}^{commit}`], { gitDir, cwd: ws.workTree, home: ws.home })).trim();
   return { gitDir, commit, home: ws.home, workTree: ws.workTree, reader: baseReader(gitDir, commit, ws.home) };
 }

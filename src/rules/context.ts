@@ -192,7 +192,7 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
   }
   const ws = await rulesWorkspace();
   {
-    const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
+    const gitDir = await treeGitDir(tree);
     const opts: GitOptions = { gitDir, workTree: ws.workTree, cwd: ws.workTree, home: ws.home };
     let parent = result.base!.commit;
     // Most files a model reads (headers, siblings) are the same at every commit of the series as at
@@ -250,6 +250,20 @@ export async function viewsFromApply(tree: string, result: ApplyResult): Promise
     }
     return views;
   }
+}
+
+/** Git directories of trees, by the tree's path: every stage of a check asks, and the answer does not change. */
+const gitDirs = new Map<string, Promise<string>>();
+
+/** The absolute git directory of the tree at `tree` (one `git rev-parse` per tree and process; a failure is not remembered). */
+export function treeGitDir(tree: string): Promise<string> {
+  let d = gitDirs.get(tree);
+  if (!d) {
+    d = rulesWorkspace().then(async (ws) => (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim());
+    gitDirs.set(tree, d);
+    d.catch(() => gitDirs.delete(tree));
+  }
+  return d;
 }
 
 let workspace: Promise<Awaited<ReturnType<typeof makeWorkspace>>> | null = null;

@@ -3,10 +3,9 @@
  * the base and patched commits, {@link synthesise}, and its findings in the check's shape
  * (`sim/<verdict>`, with the lockdep-style trace). Called once per series from checkSeries.
  */
-import { gitOk } from '../apply/git.js';
 import type { ApplyResult } from '../apply/types.js';
 import type { Finding } from '../check/check.js';
-import { baseReader, rulesWorkspace, seriesReader, treeReader, type PatchView } from '../rules/context.js';
+import { baseReader, rulesWorkspace, seriesReader, treeGitDir, treeReader, type PatchView } from '../rules/context.js';
 import { lineCount, seriesDelta, type PatchChange } from './changes.js';
 import { synthesise, type SimFinding, type SimKind, type SynthLimits } from './synth.js';
 
@@ -78,7 +77,7 @@ export async function simCheck(tree: string, result: ApplyResult, views: readonl
     // The rules' readers: the base through the process's shared reader (what the rules read is not
     // read again), the head as the base plus what the series changed.
     const ws = await rulesWorkspace();
-    const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
+    const gitDir = await treeGitDir(tree);
     const base = baseReader(gitDir, result.base.commit, ws.home);
     const headFiles = treeReader(gitDir, result.head, ws.home);
     const changed = [...new Set(views.flatMap((v) => v.files.flatMap((f) => (f.oldPath ? [f.path, f.oldPath] : [f.path]))))];

@@ -17,10 +17,9 @@
  * version of a function produces code nobody wrote; a missing function only loses recall. Completing
  * a function needs exact context and equal spacing, which is what `git apply` itself would accept.
  */
-import { gitOk } from '../../apply/git.js';
 import type { ApplyResult, ParsedFile } from '../../apply/types.js';
 import type { SourceReader } from '../../cmodel/index.js';
-import { lazyModel, rulesWorkspace, baseReader, type PatchView } from '../context.js';
+import { lazyModel, rulesWorkspace, baseReader, treeGitDir, type PatchView } from '../context.js';
 import { runRules } from '../run.js';
 import { topLevelItems, type TopItem } from './toplevel.js';
 import type { ChangedFile, Rule, RuleFinding } from '../types.js';
@@ -228,7 +227,7 @@ export async function viewsFromDiff(tree: string, result: ApplyResult): Promise<
   const attempt = result.attemptIndex !== null ? result.attempts[result.attemptIndex] : result.attempts.find((a) => a.commit);
   const base = attempt?.commit ?? null;
   const ws = await rulesWorkspace();
-  const gitDir = (await gitOk(['rev-parse', '--absolute-git-dir'], { cwd: tree, home: ws.home })).trim();
+  const gitDir = await treeGitDir(tree);
   const baseFiles: SourceReader | null = base ? baseReader(gitDir, base, ws.home) : null;
   const label = attempt ? `${attempt.ref} (${attempt.commit?.slice(0, 12)})` : 'no base';
   /** Per path, the file's whole items as the series has them so far. */
