@@ -9,6 +9,54 @@ const RESERVED = /^_*(?:reserved|resv|rsvd|rsv|pad|padding|spare|unused)\w*$/i;
 /** Include guards: renaming one breaks nothing. */
 const GUARD = /^_\w*_H_*$/;
 
+/** A name that says it is the set of valid bits: VFIO_IRQ_SET_DATA_TYPE_MASK, IOMMU_HWPT_ALLOC_FLAGS_ALL. */
+const MASK_NAME = /(?:^|_)(?:MASK|ALL|VALID|SUPPORTED)(?:_|$)/;
+
+/** The terms of a value that is a bitwise OR (`A | B | C`, in parentheses or not), or null. */
+function orTerms(comparable: string): string[] | null {
+  let s = comparable.replace(/^= /, '');
+  while (s.startsWith('(') && s.endsWith(')') && closes(s) === s.length - 1) s = s.slice(1, -1);
+  const out: string[] = [];
+  let depth = 0, from = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      if (s[i + 1] === '|' || s[i - 1] === '|') return null;
+      out.push(s.slice(from, i));
+      from = i + 1;
+    }
+  }
+  out.push(s.slice(from));
+  return out.every((t) => t.length > 0) ? out : null;
+}
+/** Index of the parenthesis closing the one at 0. */
+function closes(s: string): number {
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '(') depth++;
+    else if (s[i] === ')' && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * A mask of valid bits that gains bits and keeps all it had: the way a uAPI flag word is extended
+ * (a new VFIO_IRQ_SET_ACTION_* joins VFIO_IRQ_SET_ACTION_TYPE_MASK). A binary built against the
+ * old header never sets the new bits, so nothing it does changes meaning.
+ */
+function growsMask(name: string, old: string, now: string): boolean {
+  if (!MASK_NAME.test(name)) return false;
+  const a = /^= (\d+)$/.exec(old), b = /^= (\d+)$/.exec(now);
+  if (a && b) {
+    const x = BigInt(a[1]!), y = BigInt(b[1]!);
+    return x !== y && (x & y) === x;
+  }
+  const ta = orTerms(old), tb = orTerms(now);
+  return !!ta && !!tb && tb.length > ta.length && ta.every((t) => tb.includes(t));
+}
+
 /** A define's value with every identifier that has an integer value replaced by it. */
 function comparable(model: UapiModel, body: string, params: string[] | null): string {
   const v = params ? null : model.evaluate(body);
@@ -71,7 +119,8 @@ export const uapiAbiBreak = defineRule({
     falsePositives:
       'Deliberate removal of an interface that never worked or is being retired with the maintainers\' agreement (the ' +
       'VFIO v1 migration region); a definition moved to another header that the old one does not include; ' +
-      'a value defined through a macro from another header that only looks changed.',
+      'a value defined through a macro from another header that only looks changed. (A *_MASK/*_ALL/*_VALID/*_SUPPORTED ' +
+      'define that gains bits and keeps the old ones is how a flag word is extended, and is not reported.)',
     messages: {
       removed: '{{kind}} {{name}} is gone from the uAPI header{{renamed}}: userspace that uses it stops building; keep the old name (alias it to the new one)',
       changed: '{{kind}} {{name}} changes value ({{old}} -> {{new}}): binaries built against the old header keep using the old value',
@@ -110,7 +159,7 @@ function compareSymbols(ctx: Ctx, f: ChangedFile, pre: UapiModel, post: UapiMode
   for (const [name, old] of a) {
     const now = b.get(name);
     if (now) {
-      if (now.comparable !== old.comparable) {
+      if (now.comparable !== old.comparable && !growsMask(name, old.comparable, now.comparable)) {
         ctx.report({ messageId: 'changed', file: f.path, line: now.line, data: { kind: now.kind, name, old: old.shown || '(empty)', new: now.shown || '(empty)' }, evidence: [`before: ${old.shown}`, `after: ${now.shown}`] });
       }
       continue;

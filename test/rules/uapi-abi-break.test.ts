@@ -28,6 +28,12 @@ const cmdInserted = MINI_IOMMUFD_H.replace('\tIOMMUFD_CMD_IOAS_ALLOC,', '\tIOMMU
 
 runRuleTests(uapiAbiBreak, {
   valid: [
+    {
+      name: 'a mask of valid bits gains a new flag and keeps the old ones',
+      path: VFIO,
+      before: withLines(MINI_VFIO_H, '#define DEMO_SET_A (1 << 0)\n#define DEMO_SET_B (1 << 1)\n#define DEMO_SET_TYPE_MASK (DEMO_SET_A | \\\n\t\t\t    DEMO_SET_B)\n'),
+      after: withLines(MINI_VFIO_H, '#define DEMO_SET_A (1 << 0)\n#define DEMO_SET_B (1 << 1)\n#define DEMO_SET_C (1 << 2)\n#define DEMO_SET_TYPE_MASK (DEMO_SET_A | \\\n\t\t\t    DEMO_SET_B | \\\n\t\t\t    DEMO_SET_C)\n'),
+    },
     { name: 'a comment-only change', path: VFIO, before: MINI_VFIO_H, after: MINI_VFIO_H.replace(' * Caller sets argsz.', ' * The caller sets argsz before the call.') },
     {
       name: 'definitions moved within the file',
@@ -108,6 +114,20 @@ runRuleTests(uapiAbiBreak, {
       before: MINI_VFIO_H,
       after: MINI_VFIO_H.replace('VFIO_DEVICE_FLAGS_PCI\t(1 << 1)', 'VFIO_DEVICE_FLAGS_PCI\t(1 << 2)'),
       findings: [{ line: lineOf(MINI_VFIO_H, 'VFIO_DEVICE_FLAGS_PCI'), message: 'define VFIO_DEVICE_FLAGS_PCI changes value ((1 << 1) -> (1 << 2))' }],
+    },
+    {
+      name: 'a mask loses a bit',
+      path: VFIO,
+      before: withLines(MINI_VFIO_H, '#define DEMO_SET_A (1 << 0)\n#define DEMO_SET_B (1 << 1)\n#define DEMO_SET_TYPE_MASK (DEMO_SET_A | DEMO_SET_B)\n'),
+      after: withLines(MINI_VFIO_H, '#define DEMO_SET_A (1 << 0)\n#define DEMO_SET_B (1 << 1)\n#define DEMO_SET_TYPE_MASK (DEMO_SET_A)\n'),
+      findings: [{ line: MINI_VFIO_H.split('\n').length + 2, message: 'define DEMO_SET_TYPE_MASK changes value ((DEMO_SET_A | DEMO_SET_B) -> (DEMO_SET_A))' }],
+    },
+    {
+      name: 'a combined value that is not a mask gains a bit',
+      path: VFIO,
+      before: withLines(MINI_VFIO_H, '#define DEMO_ST_RUN (1 << 0)\n#define DEMO_ST_SAVE (1 << 1)\n#define DEMO_ST_RUN_SAVE (DEMO_ST_RUN)\n'),
+      after: withLines(MINI_VFIO_H, '#define DEMO_ST_RUN (1 << 0)\n#define DEMO_ST_SAVE (1 << 1)\n#define DEMO_ST_RUN_SAVE (DEMO_ST_RUN | DEMO_ST_SAVE)\n'),
+      findings: [{ line: MINI_VFIO_H.split('\n').length + 2, message: 'define DEMO_ST_RUN_SAVE changes value' }],
     },
     {
       name: 'an ioctl number changes',
