@@ -60,17 +60,21 @@ export function shifted<T>(x: T, dl: number, doff: number, seen = new Map<object
   const known = seen.get(x as object);
   if (known !== undefined) return known as T;
   if (Array.isArray(x)) {
-    const out: unknown[] = [];
+    const out: unknown[] = new Array(x.length);
     seen.set(x, out);
-    for (const v of x) out.push(shifted(v, dl, doff, seen));
+    for (let i = 0; i < x.length; i++) {
+      const v: unknown = x[i];
+      out[i] = v === null || typeof v !== 'object' ? v : shifted(v, dl, doff, seen);
+    }
     return out as T;
   }
+  const src = x as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  seen.set(x as object, out);
-  for (const [k, v] of Object.entries(x as Record<string, unknown>)) {
-    if (typeof v === 'number' && LINE_KEYS.has(k)) out[k] = v + dl;
-    else if (typeof v === 'number' && OFFSET_KEYS.has(k)) out[k] = v + doff;
-    else out[k] = shifted(v, dl, doff, seen);
+  seen.set(src, out);
+  for (const k in src) {
+    const v = src[k];
+    if (typeof v === 'number') out[k] = LINE_KEYS.has(k) ? v + dl : OFFSET_KEYS.has(k) ? v + doff : v;
+    else out[k] = v === null || typeof v !== 'object' ? v : shifted(v, dl, doff, seen);
   }
   return out as T;
 }

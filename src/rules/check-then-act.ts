@@ -5,7 +5,7 @@ import { fieldClassOf } from '../cmodel/locks.js';
 import { resolveCall, summaryOf, type TreeModel } from '../cmodel/model.js';
 import type { HeldLock } from '../cmodel/paths.js';
 import {
-  addedByPath, CallerLocks, candidateFunctions, counterpart, guardedBy, isSetupOrTeardown, isAdded, lineKey, mentionsVar, placesOf,
+  addedByPath, callerLocksOf, candidateFunctions, counterpart, guardedBy, isSetupOrTeardown, isAdded, lineKey, mentionsVar, placesOf,
 } from './race/common.js';
 import { FieldFacts, isPerCallType, rootVar } from './race/fields.js';
 import { defineRule } from './types.js';
@@ -205,9 +205,9 @@ export const checkThenAct = defineRule({
     if (!after) return;
     const before = await ctx.model('before');
     const oldPath = new Map(ctx.files.map((f) => [f.path, f.oldPath ?? f.path]));
-    const callers = new CallerLocks(after);
+    const callers = callerLocksOf(after);
     const facts = new FieldFacts(after, callers, new Map());
-    const baseFacts = before ? new FieldFacts(before, new CallerLocks(before), new Map()) : null;
+    const baseFacts = before ? new FieldFacts(before, callerLocksOf(before), new Map()) : null;
     for (const { fn, changed } of candidateFunctions(after, added)) {
       if (!changed || isSetupOrTeardown(after, fn)) continue;
       // A lock every caller holds may serialise the whole sequence.

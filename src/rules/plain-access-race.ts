@@ -1,7 +1,7 @@
 import type { Event } from '../cmodel/events.js';
 import type { FunctionModel } from '../cmodel/functions.js';
 import type { TreeModel } from '../cmodel/model.js';
-import { addedByPath, CallerLocks, candidateFunctions, FRAMEWORK_CLASSES, hasConcurrentEntry, isDeviceFdPath, isSetupOrTeardown, isAdded } from './race/common.js';
+import { addedByPath, callerLocksOf, type CallerLocks, candidateFunctions, FRAMEWORK_CLASSES, hasConcurrentEntry, isDeviceFdPath, isSetupOrTeardown, isAdded } from './race/common.js';
 import { FieldFacts, freshLocals, intersect, isPerCallType, isStackObject, rootVar, type FieldAccess } from './race/fields.js';
 import { defineRule, type RuleContext } from './types.js';
 
@@ -85,7 +85,7 @@ export const plainAccessRace = defineRule({
     if (added.size === 0) return;
     const model = await ctx.model('after');
     if (!model) return;
-    const callers = new CallerLocks(model);
+    const callers = callerLocksOf(model);
     const facts = new FieldFacts(model, callers, added);
     for (const { fn, changed } of candidateFunctions(model, added)) {
       if (!changed || isSetupOrTeardown(model, fn)) continue;

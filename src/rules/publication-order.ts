@@ -3,7 +3,7 @@ import type { FunctionModel } from '../cmodel/functions.js';
 import { fieldClassOf } from '../cmodel/locks.js';
 import { allFunctions, resolveCall, summaryOf, type TreeModel } from '../cmodel/model.js';
 import {
-  addedByPath, CallerLocks, candidateFunctions, guardedBy, hasAddedLine, hasConcurrentEntry, isSetupOrTeardown, isAdded, placesOf,
+  addedByPath, callerLocksOf, type CallerLocks, candidateFunctions, guardedBy, hasAddedLine, hasConcurrentEntry, isSetupOrTeardown, isAdded, placesOf,
 } from './race/common.js';
 import { freshLocals, isPerCallType, isReaderOnly, isStackObject, rootVar } from './race/fields.js';
 import { defineRule } from './types.js';
@@ -173,7 +173,7 @@ export const publicationOrder = defineRule({
     if (added.size === 0) return;
     const model = await ctx.model('after');
     if (!model) return;
-    const callers = new CallerLocks(model);
+    const callers = callerLocksOf(model);
     for (const { fn } of candidateFunctions(model, added)) {
       if (!hasAddedLine(fn, added)) continue;
       for (const p of publications(model, fn, callers, added)) {

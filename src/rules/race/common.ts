@@ -257,6 +257,17 @@ export function isSetupOrTeardown(model: TreeModel, fn: FunctionModel): boolean 
 }
 
 /** Per function of a model: whether every call site in the model holds lock class `cls` (null: no known call site). */
+/** One {@link CallerLocks} per model: several rules ask the same model, and its answers are memoised. */
+const callerLocksByModel = new WeakMap<TreeModel, CallerLocks>();
+export function callerLocksOf(model: TreeModel): CallerLocks {
+  let c = callerLocksByModel.get(model);
+  if (!c) {
+    c = new CallerLocks(model);
+    callerLocksByModel.set(model, c);
+  }
+  return c;
+}
+
 export class CallerLocks {
   private readonly sites = new Map<string, { caller: FunctionModel; event: Event }[]>();
   private readonly held = new Map<FunctionModel, Map<Event, { must: string[] }>>();
