@@ -80,7 +80,8 @@ function reparse(path: string, text: string): Tree | null {
   if (prior && prior.text !== text) {
     const old = prior.tree.copy();
     try {
-      old.edit(editBetween(prior.text, text));
+      // Last edit first: each then lies in text the later ones did not move.
+      for (const e of editsBetween(prior.text, text).reverse()) old.edit(e);
       tree = parser!.parse(text, old);
     } finally {
       old.delete();
@@ -111,27 +112,116 @@ function forget(path: string): void {
   recentTrees.delete(path);
 }
 
-/** The single edit turning `a` into `b`: their common prefix and suffix kept (indices and columns in UTF-16 units, as the trees use). */
-function editBetween(a: string, b: string): Edit {
-  const min = Math.min(a.length, b.length);
-  let start = 0;
-  while (start < min && a.charCodeAt(start) === b.charCodeAt(start)) start++;
-  let tail = 0;
-  while (tail < min - start && a.charCodeAt(a.length - 1 - tail) === b.charCodeAt(b.length - 1 - tail)) tail++;
-  return new Edit({
-    startIndex: start, oldEndIndex: a.length - tail, newEndIndex: b.length - tail,
-    startPosition: pointAt(a, start), oldEndPosition: pointAt(a, a.length - tail), newEndPosition: pointAt(b, b.length - tail),
-  });
+/** Start offsets of the lines of `text` (UTF-16 indices). */
+function lineStarts(text: string): number[] {
+  const out = [0];
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) out.push(i + 1);
+  return out;
 }
 
-function pointAt(text: string, index: number): { row: number; column: number } {
-  let row = 0;
-  let lineStart = 0;
-  for (let i = text.indexOf('\n'); i >= 0 && i < index; i = text.indexOf('\n', i + 1)) {
-    row++;
-    lineStart = i + 1;
+/**
+ * The edits turning `a` into `b`, in order, each in `a`'s coordinates: unchanged lines that occur
+ * once in each (in the same order) anchor the texts, and every stretch between anchors that
+ * differs is one edit. A patch with hunks at the top and the bottom of a file is two edits rather
+ * than one spanning it, so tree-sitter reuses what lies between them. Edits closer than a few
+ * lines merge.
+ */
+export function editsBetween(a: string, b: string): Edit[] {
+  if (a === b) return [];
+  const la = lineStarts(a);
+  const lb = lineStarts(b);
+  const lineText = (t: string, starts: number[], k: number): string => t.slice(starts[k], k + 1 < starts.length ? starts[k + 1] : t.length);
+  // The differing middle in whole lines: lines [a0, a1) of `a` against [b0, b1) of `b`.
+  let a0 = 0;
+  while (a0 < la.length && a0 < lb.length && lineText(a, la, a0) === lineText(b, lb, a0)) a0++;
+  const b0 = a0;
+  let a1 = la.length, b1 = lb.length;
+  while (a1 > a0 && b1 > b0 && lineText(a, la, a1 - 1) === lineText(b, lb, b1 - 1)) a1--, b1--;
+  // Anchors: lines unique in both middles, long enough to mean something, kept in increasing order
+  // of both sides (longest increasing subsequence by patience sorting).
+  const count = (t: string, starts: number[], from: number, to: number): Map<string, number> => {
+    const m = new Map<string, number>();
+    for (let k = from; k <= to; k++) {
+      const l = lineText(t, starts, k);
+      if (l.trim().length < 4) continue;
+      m.set(l, m.has(l) ? -1 : k);
+    }
+    return m;
+  };
+  const ua = count(a, la, a0, a1 - 1);
+  const ub = count(b, lb, b0, b1 - 1);
+  const pairs: [number, number][] = [];
+  for (const [l, ka] of ua) {
+    const kb = ub.get(l);
+    if (ka >= 0 && kb !== undefined && kb >= 0) pairs.push([ka, kb]);
   }
-  return { row, column: index - lineStart };
+  pairs.sort((x, y) => x[0] - y[0]);
+  const tops: number[] = [];
+  const prev: number[] = new Array(pairs.length).fill(-1);
+  pairs.forEach(([, kb], i) => {
+    let lo = 0, hi = tops.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pairs[tops[mid]!]![1] < kb) lo = mid + 1;
+      else hi = mid;
+    }
+    prev[i] = lo > 0 ? tops[lo - 1]! : -1;
+    tops[lo] = i;
+  });
+  const anchors: [number, number][] = [];
+  for (let i = tops.length ? tops[tops.length - 1]! : -1; i >= 0; i = prev[i]!) anchors.push(pairs[i]!);
+  anchors.reverse();
+  // Gaps between anchors (in lines), trimmed of equal lines at both ends, as character ranges.
+  const ranges: { aFrom: number; aTo: number; bFrom: number; bTo: number }[] = [];
+  const gap = (ka: number, kaEnd: number, kb: number, kbEnd: number): void => {
+    while (ka < kaEnd && kb < kbEnd && lineText(a, la, ka) === lineText(b, lb, kb)) ka++, kb++;
+    while (ka < kaEnd && kb < kbEnd && lineText(a, la, kaEnd - 1) === lineText(b, lb, kbEnd - 1)) kaEnd--, kbEnd--;
+    if (ka === kaEnd && kb === kbEnd) return;
+    const off = (starts: number[], t: string, k: number): number => (k < starts.length ? starts[k]! : t.length);
+    ranges.push({ aFrom: off(la, a, ka), aTo: off(la, a, kaEnd), bFrom: off(lb, b, kb), bTo: off(lb, b, kbEnd) });
+  };
+  let pa = a0, pb = b0;
+  for (const [ka, kb] of anchors) {
+    gap(pa, ka, pb, kb);
+    pa = ka + 1;
+    pb = kb + 1;
+  }
+  gap(pa, a1, pb, b1);
+  // Merge edits less than ~3 lines apart (the same in both texts between them).
+  const merged: typeof ranges = [];
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last && r.aFrom - last.aTo < 240) {
+      last.aTo = r.aTo;
+      last.bTo = r.bTo;
+    } else merged.push({ ...r });
+  }
+  return merged.map((r) => editSpan(a, b, r.aFrom, r.aTo, r.aFrom + (r.bTo - r.bFrom), la, r.bFrom));
+}
+
+/**
+ * One edit replacing a[from, aTo) by b[bFrom, bFrom + (newEnd - from)), placed at `from` in a text
+ * that equals `a` before `from` (later edits are applied first).
+ */
+function editSpan(a: string, b: string, from: number, aTo: number, newEnd: number, la: number[], bFrom = from): Edit {
+  const startPosition = pointIn(la, from);
+  // The new end: the start point advanced over the inserted text.
+  const inserted = b.slice(bFrom, bFrom + (newEnd - from));
+  const nl = inserted.lastIndexOf('\n');
+  let rows = 0;
+  for (let i = inserted.indexOf('\n'); i >= 0; i = inserted.indexOf('\n', i + 1)) rows++;
+  const newEndPosition = nl < 0 ? { row: startPosition.row, column: startPosition.column + inserted.length } : { row: startPosition.row + rows, column: inserted.length - nl - 1 };
+  return new Edit({ startIndex: from, oldEndIndex: aTo, newEndIndex: newEnd, startPosition, oldEndPosition: pointIn(la, aTo), newEndPosition });
+}
+
+function pointIn(starts: number[], index: number): { row: number; column: number } {
+  let lo = 0, hi = starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (starts[mid]! <= index) lo = mid;
+    else hi = mid - 1;
+  }
+  return { row: lo, column: index - starts[lo]! };
 }
 
 /** Free the tree-sitter tree of a parsed file; the rest of the object stays usable. */
