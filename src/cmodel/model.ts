@@ -116,6 +116,24 @@ export function findFunction(model: TreeModel, name: string, fromFile?: string):
  * the base's struct type when both are known.
  */
 export function resolveCall(model: TreeModel, call: CallEvent, from: FunctionModel): FunctionModel[] {
+  // Summaries, rules and the simulator resolve the same calls of a model many times. Keyed by the
+  // model's function table, which views of one model (`{ ...model, env }`) share; an event belongs
+  // to one function. The answer is shared: callers must not change it.
+  let memo = resolved.get(model.functions);
+  if (!memo) {
+    memo = new WeakMap();
+    resolved.set(model.functions, memo);
+  }
+  let out = memo.get(call);
+  if (!out) {
+    out = resolveUncached(model, call, from);
+    memo.set(call, out);
+  }
+  return out;
+}
+const resolved = new WeakMap<Map<string, FunctionModel[]>, WeakMap<CallEvent, FunctionModel[]>>();
+
+function resolveUncached(model: TreeModel, call: CallEvent, from: FunctionModel): FunctionModel[] {
   if (!call.indirect) {
     const f = findFunction(model, call.callee, from.file);
     return f ? [f] : [];
