@@ -38,7 +38,11 @@ export function emitEvents(d: Deriver, events: Event[], f: Frame): void {
       case 'alloc': {
         // Allocations succeed (failure paths are not modelled): a valid, non-NULL, non-error pointer.
         const asg = resultOf(events, i, (fc) => fc === ev.api);
-        if (asg) d.emit(t.set(resultReg(d, f, ev.offset, asg)!, 1, d.at(f, ev.line)));
+        if (asg) {
+          const reg = resultReg(d, f, ev.offset, asg)!;
+          d.emit(t.set(reg, 1, d.at(f, ev.line)));
+          d.own.add(reg);
+        }
         break;
       }
       case 'register': {
@@ -73,6 +77,9 @@ export function emitEvents(d: Deriver, events: Event[], f: Frame): void {
         if (!FREES.has(ev.api)) break;
         const name = ev.target.trim();
         const o = f.objects.get(name);
+        // An object no other thread can reach yet: freeing it is this thread's business.
+        const mine = f.vars.get(name);
+        if (!o && mine && d.own.has(mine)) break;
         if (o) d.emit(t.free(`&${o}`, d.at(f, ev.line)));
         else if (isPointerVar(f, name) && d.loaded.has(f.vars.get(name) ?? '')) d.emit(t.free(f.vars.get(name)!, d.at(f, ev.line)));
         break;
@@ -104,6 +111,7 @@ function resultReg(d: Deriver, f: Frame, offset: number, asg: AssignEvent | unde
     const v = asg.target.trim();
     d.forget(f, v);
     const reg = d.bindVar(f, v);
+    d.own.delete(reg);
     if (chosen) return chosen;
     return reg;
   }
@@ -144,6 +152,7 @@ function callEvent(d: Deriver, ev: CallEvent, f: Frame, events: Event[], i: numb
       d.emit(t.set(reg, v === '?' ? '?' : pure(v), d.at(f, ev.line)));
       // `dma = rb_entry(n, ...)`: the same pointer, checked like the one it came from.
       if (d.loaded.has(v)) d.loaded.add(reg);
+      if (d.own.has(v)) d.own.add(reg);
     }
     return;
   }
@@ -166,15 +175,49 @@ function callEvent(d: Deriver, ev: CallEvent, f: Frame, events: Event[], i: numb
     }
   }
   if (targets.length === 0) {
+    publishArgs(d, f, ev.args, member ?? ev.callee);
     if (reg) d.emit(t.set(reg, '?', d.at(f, ev.line)));
+    if (reg && ALLOC_CALL.test(member ?? ev.callee)) d.own.add(reg);
     return;
   }
   inline(d, targets[0]!, ev, f, reg, callback);
+  if (reg && ALLOC_CALL.test(member ?? ev.callee)) d.own.add(reg);
+}
+
+/** Calls that return a new object by their name (`iommu_group_alloc`, `ops->domain_alloc`, `kzalloc`). */
+const ALLOC_CALL = /(?:^|_)[kvz]*alloc(?:_[a-z]+)?$|^alloc_/;
+
+/**
+ * Pointers handed to code the model does not follow are published: the callee may keep them,
+ * unless it is a teardown by its name (`iommu_dma_free_fq(cookie)`, `kfree`, `*_put`). A member's
+ * address (`&dom->list`) publishes the object only to an API that links or stores it (`list_add`,
+ * `xa_store`, `*_register`); a put or free of a member (`put_iova_domain(&c->iovad)`) does not.
+ */
+function publishArgs(d: Deriver, f: Frame, args: readonly string[], callee: string): void {
+  if (d.own.size === 0 || TEARDOWN_CALL.test(callee)) return;
+  const links = LINKING_CALL.test(callee);
+  for (const a of args) {
+    const bare = /^(?:\([^()]*\)\s*)?&?\s*([A-Za-z_]\w*)$/.exec(a.trim());
+    if (bare) publish(d, f, bare[1]!);
+    else if (links) publish(d, f, a);
+  }
+}
+const TEARDOWN_CALL = /(?:^|_)(?:free|put|destroy|release|uninit|exit|fini|teardown|unmap|del|remove|clear|dec)(?:_|$)|^kv?free|free$/;
+const LINKING_CALL = /(?:^|_)(?:add|insert|store|push|enqueue|register|set|link|attach|queue)(?:_|$)/;
+
+/** The owned pointers a C value mentions are no longer this thread's alone. */
+function publish(d: Deriver, f: Frame, text: string): void {
+  if (d.own.size === 0) return;
+  for (const m of text.matchAll(/[A-Za-z_]\w*/g)) {
+    const r = f.vars.get(m[0]);
+    if (r) d.own.delete(r);
+  }
 }
 
 function inline(d: Deriver, target: FunctionModel, ev: CallEvent, f: Frame, reg: string | null, callback: boolean): void {
   const key = `${target.file}:${target.name}`;
   if (f.depth + 1 > d.opts.inlineDepth || f.stack.includes(key) || d.ops.length > d.opts.maxOps || d.opts.opaque?.has(target.name)) {
+    publishArgs(d, f, ev.args, ev.indirect?.member ?? ev.callee);
     summarise(d, target, ev, f, reg);
     return;
   }
@@ -191,6 +234,7 @@ function inline(d: Deriver, target: FunctionModel, ev: CallEvent, f: Frame, reg:
       if (v !== '?') d.emit(t.set(d.bindVar(child, p.name), v));
       // A loaded pointer passed on stays checked in the callee (its uses and frees).
       if (d.loaded.has(v)) d.loaded.add(d.bindVar(child, p.name));
+      if (d.own.has(v)) d.own.add(d.bindVar(child, p.name));
       const o = f.objects.get(a.replace(/^&/, ''));
       if (o) child.objects.set(p.name, o);
       child.rename.set(p.name, conditionKey(a, (w) => d.canonical(f, w)));
@@ -323,6 +367,7 @@ function storeEvent(d: Deriver, ev: StoreEvent, f: Frame, used: Set<string>): vo
   const at = d.at(f, ev.line);
   if (ev.operator === '=') {
     d.emit(t.write(cell, d.value(f, ev.value, ev.line), at));
+    publish(d, f, ev.value);
     return;
   }
   const step = ev.operator === '++' ? '1' : ev.operator === '--' ? '-1' : ev.operator === '+=' ? d.value(f, ev.value, ev.line) : ev.operator === '-=' ? `-(${d.value(f, ev.value, ev.line)})` : '?';
@@ -343,11 +388,13 @@ function assignEvent(d: Deriver, ev: AssignEvent, f: Frame): void {
   const global = globalCell(d, f, target);
   if (global) {
     d.emit(t.write(global, d.value(f, ev.value, ev.line), at));
+    publish(d, f, ev.value);
     return;
   }
   d.forget(f, target);
   const value = ev.value.trim();
   const reg = f.vars.get(target);
+  if (reg) d.own.delete(reg);
   if (value === '++' || value === '--') {
     if (reg) d.emit(t.set(reg, `${reg} ${value === '++' ? '+' : '-'} 1`, at));
     return;
@@ -358,6 +405,7 @@ function assignEvent(d: Deriver, ev: AssignEvent, f: Frame): void {
     const r = d.bindVar(f, target);
     d.emit(t.read(single, r, at));
     d.loaded.add(r);
+    if (readsOwned(d, f, value)) d.own.add(r);
     return;
   }
   if (reg) d.loaded.delete(reg);
@@ -365,8 +413,16 @@ function assignEvent(d: Deriver, ev: AssignEvent, f: Frame): void {
   if (v !== '?' || reg) d.emit(t.set(d.bindVar(f, target), v, at));
   // `n = first` copies a loaded pointer: the copy is checked too.
   if (d.loaded.has(v)) d.loaded.add(d.bindVar(f, target));
+  if (d.own.has(v) || readsOwned(d, f, value)) d.own.add(d.bindVar(f, target));
   const o = f.objects.get(value);
   if (o) f.objects.set(target, o);
+}
+
+/** Whether a value is a member read out of an object this thread owns (`d->iova_cookie`): as private as the object. */
+function readsOwned(d: Deriver, f: Frame, value: string): boolean {
+  const m = /^([A-Za-z_]\w*)\s*(?:->|\.)/.exec(value);
+  const root = m ? f.vars.get(m[1]!) : undefined;
+  return root !== undefined && d.own.has(root);
 }
 
 /** Whether `name` is a pointer-typed local or parameter of the frame's function. */
@@ -382,7 +438,8 @@ function use(d: Deriver, f: Frame, path: AccessPath | null, access: 'read' | 'wr
   const o = f.objects.get(name);
   const reg = f.vars.get(name);
   const target = o ? `&${o}` : reg && isPointerVar(f, name) && d.loaded.has(reg) ? reg : null;
-  if (!target || used.has(target)) return;
+  // A pointer into an object this thread owns: no other thread can have freed what it points to.
+  if (!target || used.has(target) || d.own.has(target)) return;
   used.add(target);
   if (target.startsWith('&')) {
     d.emit(t.use(target, access, d.at(f, line)));

@@ -80,6 +80,14 @@ export class Deriver {
    * paths the model cannot rule out) would give false alarms.
    */
   readonly loaded = new Set<string>();
+  /**
+   * Registers holding a pointer to an object this thread allocated and has not published yet, or
+   * read out of such an object (`d = ops->domain_alloc()`, then `c = d->iova_cookie`). The model's
+   * cells are per struct member, not per object, so without this a thread freeing what it just
+   * allocated (an allocation's own failure path) would free "the" object every other thread uses.
+   * Storing the pointer anywhere, or handing it to a call the model does not follow, publishes it.
+   */
+  readonly own = new Set<string>();
   /** Registers standing for a call or accessor inside a condition's text (`v3` for `READ_ONCE(x)`). */
   private readonly temps = new Set<string>();
 

@@ -113,6 +113,28 @@ describe('a notifier that drops and retakes the lock (the type1 seed shape)', ()
   });
 });
 
+describe('a new mapping freed by the thread that allocated it', () => {
+  const base = fixture('own-alloc.base.c');
+  const own = fixture('own-alloc.c');
+  const published = fixture('own-alloc-published.c');
+
+  it('freed on its own failure path before it is published: quiet (cells are per member, objects are not)', async () => {
+    const r = await run(base, [own]);
+    expect(r.stats.explored).toBeGreaterThan(0);
+    expect(r.findings).toEqual([]);
+  });
+
+  it('freed after it was published: the ioctl can read the freed buffer', async () => {
+    const r = await run(base, [published]);
+    const uaf = r.findings.filter((f) => f.kind === 'use-after-free');
+    expect(uaf).toHaveLength(1);
+    expect(uaf[0]!.fn).toBe('toy_refill_notifier');
+    expect(uaf[0]!.patch).toBe('p1@toy');
+    expect(uaf[0]!.trace).toMatch(/kfree\(buf\); toy\.c:\d+/);
+    expect(uaf[0]!.trace).toContain('*** USE AFTER FREE ***');
+  });
+});
+
 describe('seriesDelta', () => {
   it('keeps each line\'s patch through later patches, and marks removals', () => {
     const base = 'a\nb\nc\nd\n';
