@@ -1,3 +1,4 @@
+import { fingerprint } from '../report/fingerprint.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +25,16 @@ export type EvalPart = (typeof EVAL_PARTS)[number];
 export interface EvalResult {
   threads: ThreadRow[];
   perCategory: Record<string, { threads: number; caught: number; missed: number; noisy: number }>;
-  applying: { patches: number; series: number; warnings: number; perRule: Record<string, { count: number; /** Every warning/error, with the patch's Message-ID: each one is judged in the issue note. */ examples: string[] }>; perPatch: number };
+  applying: {
+    patches: number; series: number; warnings: number;
+    perRule: Record<string, { count: number; /** Every warning/error, with the patch's Message-ID: each one is judged in the issue note. */ examples: string[] }>;
+    perPatch: number;
+    /**
+     * Of the warnings/errors, those a reply would show as new: not raised on an earlier version of
+     * the same series (lineage, by finding fingerprint). The others a follow-up lists as still open.
+     */
+    firstRaised: number;
+  };
   /** Merged patches reviewed on the tree minus their series; null when the part did not run. */
   patchesIn: PatchesInResult | null;
   /** Concurrency fixes among the merged patches, reviewed in their buggy state; null when the part did not run. */
@@ -43,7 +53,7 @@ export interface EvalOptions {
   progress?: (part: EvalPart, done: number, total: number) => void;
 }
 
-async function checkMbox(dbPath: string, mbox: string, tree: string): Promise<CheckReport[]> {
+async function checkMbox(dbPath: string, mbox: string, tree: string): Promise<{ report: CheckReport; lineage: number | null }[]> {
   const db = openDb(dbPath);
   try {
     const ing = new Ingestor(db, { batch: 1000 });
@@ -55,8 +65,11 @@ async function checkMbox(dbPath: string, mbox: string, tree: string): Promise<Ch
                 JOIN message_sources ms ON ms.message_id = sp.message_id WHERE ms.source_id = ? AND s.relevant = 1 ORDER BY s.id`)
       .pluck()
       .all(src) as number[];
-    const out: CheckReport[] = [];
-    for (const id of ids) out.push(await checkSeries(db, id, { tree, baseMap: { rules: [], default: 'HEAD' }, trigger: 'check' }));
+    const out: { report: CheckReport; lineage: number | null }[] = [];
+    const lineageOf = db.prepare('SELECT lineage_id FROM series WHERE id = ?').pluck();
+    for (const id of ids) {
+      out.push({ report: await checkSeries(db, id, { tree, baseMap: { rules: [], default: 'HEAD' }, trigger: 'check' }), lineage: (lineageOf.get(id) as number | null) ?? null });
+    }
     return out;
   } finally {
     db.close();
@@ -87,14 +100,23 @@ export async function runEval(corpus: string, tree: string, opts: EvalOptions = 
       if (r.verdict === 'missed') c.missed++;
       if (r.verdict.includes('noisy')) c.noisy++;
     }
-    const applying: EvalResult['applying'] = { patches: 0, series: 0, warnings: 0, perRule: {}, perPatch: 0 };
+    const applying: EvalResult['applying'] = { patches: 0, series: 0, warnings: 0, perRule: {}, perPatch: 0, firstRaised: 0 };
     if (parts.has('applying')) {
-      const reports = await checkMbox(join(dir, 'applying.db'), join(corpus, 'patches-applying-6.1.192.mbox.gz'), tree);
+      const checked = await checkMbox(join(dir, 'applying.db'), join(corpus, 'patches-applying-6.1.192.mbox.gz'), tree);
+      // Versions of one series in order, so a concern counts as new on the first version raising it.
+      checked.sort((a, b) => (a.lineage ?? -a.report.series.id) - (b.lineage ?? -b.report.series.id) || (a.report.series.version ?? 1) - (b.report.series.version ?? 1) || a.report.series.id - b.report.series.id);
+      const reports = checked.map((c) => c.report);
+      const seen = new Map<string, Set<string>>();
       applying.series = reports.length;
       applying.patches = reports.reduce((n, r) => n + r.series.patches.filter(Boolean).length, 0);
-      for (const r of reports) {
+      for (const { report: r, lineage } of checked) {
+        const known = seen.get(String(lineage ?? `s${r.series.id}`)) ?? new Set<string>();
+        seen.set(String(lineage ?? `s${r.series.id}`), known);
         for (const f of r.findings) {
           if (f.severity === 'info') continue;
+          const fp = fingerprint(f);
+          if (!known.has(fp)) applying.firstRaised++;
+          known.add(fp);
           applying.warnings++;
           const e = (applying.perRule[f.rule] ??= { count: 0, examples: [] });
           e.count++;
@@ -152,6 +174,8 @@ export function formatEval(r: EvalResult): string {
   }
   if (r.applying.series) {
     out.push('', `patches-applying-6.1.192: ${r.applying.patches} patches in ${r.applying.series} series, ${r.applying.warnings} warnings/errors (${r.applying.perPatch.toFixed(3)} per patch; target <= 0.05)`);
+    const n = r.applying.firstRaised;
+    out.push(`  as a reply shows them: ${n} raised for the first time on their series (${(r.applying.patches ? n / r.applying.patches : 0).toFixed(3)} per patch), ${r.applying.warnings - n} still open from an earlier version of the same series`);
     const noisy = Object.entries(r.applying.perRule).sort((a, b) => b[1].count - a[1].count).slice(0, 10);
     if (noisy.length) out.push(table(['rule', 'findings', 'examples'], noisy.map(([k, v]) => [k, v.count, v.examples.slice(0, 2).join(' | ').slice(0, 160)])));
   }
