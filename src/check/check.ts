@@ -11,7 +11,7 @@ import { runRules } from '../rules/run.js';
 import { viewsFromApply } from '../rules/context.js';
 import { runReconstructed, viewsFromDiff } from '../rules/diffalone/reconstruct.js';
 import type { Confidence } from '../rules/types.js';
-import { runCheckpatch } from './checkpatch.js';
+import { startCheckpatch } from './checkpatch.js';
 import { trackConcerns } from '../report/concerns.js';
 
 export type Category =
@@ -95,15 +95,15 @@ export async function checkSeries(db: Db, seriesId: number, opts: CheckOptions):
   if (result && result.status !== 'rejected') {
     try {
       const views = await viewsFromApply(opts.tree, result);
+      // checkpatch.pl runs in its own process while our rules run here (two cores, not one after the other).
+      const checkpatch = opts.checkpatch !== false && result.base && inputs ? await startCheckpatch(opts.tree, result.base.commit, inputs.patches, views) : null;
       report.findings = await runRules(RULES, views);
       if (views.some((v) => !v.applied)) {
         // Did not apply: the C-model rules read the functions the diff shows whole (reconstruct.ts).
         const rebuilt = await viewsFromDiff(opts.tree, result);
         report.findings.push(...(await runReconstructed(RULES.filter((r) => r.meta.input !== 'text'), rebuilt)));
       }
-      if (opts.checkpatch !== false && result.base && inputs) {
-        report.findings.push(...(await runCheckpatch(opts.tree, result.base.commit, inputs.patches, views)));
-      }
+      if (checkpatch) report.findings.push(...(await checkpatch()));
       // --- simulator hook (owned by src/sim): synthesised concurrency scenarios, bounded in time ---
       if (opts.sim !== false) {
         const sim = await (await import('../sim/check-hook.js')).simCheck(opts.tree, result, views);

@@ -56,4 +56,25 @@ describe('check on the real 6.1 tree with the tree\'s own checkpatch.pl', () => 
     expect(existsSync('/tmp/vfio-review-pwned')).toBe(false);
     for (const f of one.findings.filter((x: { file: string }) => x.file === path)) expect([22, 23]).toContain(f.line);
   });
+
+  it('runs checkpatch.pl once for a whole series and gives each finding to its own patch', () => {
+    // Two patches to the same file, each with its own style slip at a different line.
+    const path = 'drivers/vfio/vfio_main.c';
+    const first = patchAt(path, 21, ['int  vfio_review_one = 0 ;']);
+    const second = patchAt(path, 41, ['int  vfio_review_two = 0 ;']).replace(/@@ -(\d+),6 \+(\d+),7 @@/, (_, a, b) => `@@ -${Number(a) + 1},6 +${Number(b) + 1},7 @@`);
+    const dir = mkdtempSync(join(tmpdir(), 'vr-kcheck2-'));
+    const mbox = join(dir, 'p.mbox');
+    const body = (d: string): string => `Demo.\n\nSigned-off-by: Dev One <dev1@example.org>\n---\n${d}-- \n2.43.0\n`;
+    writeFileSync(mbox, toMboxrd([
+      mail({ id: 'c0@x', subject: '[PATCH 0/2] vfio: two demos', body: 'Two.\n' }),
+      mail({ id: 'c1@x', subject: '[PATCH 1/2] vfio: demo one', inReplyTo: 'c0@x', references: ['c0@x'], body: body(first) }),
+      mail({ id: 'c2@x', subject: '[PATCH 2/2] vfio: demo two', inReplyTo: 'c0@x', references: ['c0@x'], body: body(second) }),
+    ]));
+    const r = spawnSync(process.execPath, [BIN, 'check', '--mbox', mbox, '--tree', tree, '--db', join(dir, 'db'), '--json'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const [one] = JSON.parse(r.stdout);
+    expect(one.apply.status).toBe('applied');
+    const cp = one.findings.filter((f: { rule: string }) => f.rule === 'checkpatch/GLOBAL_INITIALISERS').map((f: { patch: string; line: number }) => `${f.patch}@${f.line}`).sort();
+    expect(cp).toEqual(['c1@x@22', 'c2@x@43']);
+  });
 });
