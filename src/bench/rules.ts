@@ -151,10 +151,10 @@ function seriesLines(s: SeriesTiming): string[] {
     'skipped' in s.assembled
       ? `  a ${SERIES_PATCHES}-patch series assembled from real patches: not measured: ${s.assembled.skipped}`
       : `  a ${SERIES_PATCHES}-patch series assembled from real patches (the first patch of ${SERIES_PATCHES} other corpus series, different files, re-threaded;` +
-        ` new to the process): ${s.assembled.seconds.toFixed(2)} s, ${s.assembled.findings} findings`,
-    `  target "one series in under a second" (apply + rules, warm worker): ` +
-      ('skipped' in s.assembled ? '' : `assembled ${SERIES_PATCHES}-patch series ${verdict(s.assembled.seconds < 1)}; `) +
-      `per patch x ${SERIES_PATCHES} ${verdict(judged < 1)}; cold first check: ${verdict(coldScaled < 1)}; with checkpatch.pl: ${verdict((perPatch + cpPer) * SERIES_PATCHES < 1)}`,
+        ` new to the process; apply, ${RULES.length} rules and checkpatch.pl, as a worker checks it): ${s.assembled.seconds.toFixed(2)} s, ${s.assembled.findings} findings`,
+    `  target "one series in under a second" (warm worker): ` +
+      ('skipped' in s.assembled ? '' : `assembled ${SERIES_PATCHES}-patch series with checkpatch.pl ${verdict(s.assembled.seconds < 1)}; `) +
+      `per patch x ${SERIES_PATCHES} ${verdict(judged < 1)}, with checkpatch.pl's share ${verdict((perPatch + cpPer) * SERIES_PATCHES < 1)}; cold first check: ${verdict(coldScaled < 1)}`,
   ];
 }
 
