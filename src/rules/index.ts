@@ -13,6 +13,7 @@ import { staleAfterRelock } from './stale-after-relock.js';
 import { trylockEbusy } from './trylock-ebusy.js';
 import { uapiAbiBreak } from './uapi-abi-break.js';
 import { uapiArgszFlags } from './uapi-argsz-flags.js';
+import { uapiExtension } from './uapi-extension.js';
 import { uapiFeatureMultiplexer } from './uapi-feature-multiplexer.js';
 import { uapiLayout } from './uapi-layout.js';
 import { unwindMismatch } from './unwind-mismatch.js';
@@ -33,6 +34,7 @@ export const RULES: readonly Rule[] = [
   trylockEbusy,
   uapiAbiBreak,
   uapiArgszFlags,
+  uapiExtension,
   uapiFeatureMultiplexer,
   uapiLayout,
   unwindMismatch,
