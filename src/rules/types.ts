@@ -47,6 +47,12 @@ export interface ChangedFile {
   removed: Set<number>;
   /** The added lines' text by post-image line number (all a rule has when the series did not apply). */
   addedText: Map<number, string>;
+  /**
+   * Diff-alone views only: every line the diff adds / removes, including those outside the items the
+   * view shows (`added`/`removed` keep to shown lines). For pairing unchanged lines, not for findings.
+   */
+  diffAdded?: Set<number>;
+  diffRemoved?: Set<number>;
 }
 
 export interface Report {

@@ -147,4 +147,49 @@ describe('the diff-alone path: C-model rules on the functions a patch that did n
     expect(one.findings.some((f: { function: string | null }) => f.function === 'demo_drifted')).toBe(false);
     expect(found[0].evidence.join('\n')).toMatch(/diff alone/);
   });
+
+  it('pairs unchanged lines across lines the diff adds outside the functions it shows (an errno change below a drifted hunk)', async () => {
+    // demo_drifted's new lines are not shown (its hunk does not match the tree), yet they still move
+    // every later line: demo_ioctl's unchanged paths must pair up, and its fall-through errno change is seen.
+    const ioctl = (errno: string): string => `
+static long demo_ioctl(struct demo_dev *d, unsigned int cmd)
+{
+	long ret;
+
+	mutex_lock(&d->lock);
+	if (cmd == 1) {
+		ret = 0;
+		goto out;
+	}
+	ret = ${errno};
+out:
+	mutex_unlock(&d->lock);
+	return ret;
+}
+`;
+    const author = AUTHOR + ioctl('-EINVAL');
+    const patched = author
+      .replace('\tmutex_lock(&d->lock);\n\tif (d->state)\n', '\tmutex_lock(&d->lock);\n\tif (!d->users)\n\t\td->state = 0;\n\tif (d->state)\n')
+      .replace('\tret = -EINVAL;\n', '\tret = -ENOTTY;\n');
+    const tree = TREE + ioctl('-EINVAL');
+    const r2 = await createRepo({ 'drivers/vfio/demo/demo_core.c': author });
+    try {
+      const base = await r2.git('rev-parse', 'HEAD');
+      await r2.commit({ 'drivers/vfio/demo/demo_core.c': patched }, 'patched');
+      const d2 = await r2.gitRaw('diff', base, 'HEAD');
+      await r2.commit({ 'drivers/vfio/demo/demo_core.c': tree }, 'the tree moves on');
+      const mbox = join(dir, 'p2.mbox');
+      writeFileSync(mbox, toMboxrd([mail({ id: 'd2@x', subject: '[PATCH] vfio/demo: errno', body: `Errno.\n\nSigned-off-by: Dev One <dev1@example.org>\n---\n${d2}-- \n2.43.0\n` })]));
+      const r = spawnSync(process.execPath, [BIN, 'check', '--mbox', mbox, '--tree', r2.dir, '--db', join(dir, 'b.db'), '--json'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const [one] = JSON.parse(r.stdout);
+      expect(one.apply.status).toBe('not-applied');
+      const line = patched.split('\n').findIndex((l) => l === '\tret = -ENOTTY;') + 1;
+      const errno = one.findings.filter((f: { rule: string }) => f.rule === 'errno-contract');
+      expect(errno.map((f: { function: string; line: number; message: string }) => [f.function, f.line, /now returns -ENOTTY .* where it returned -EINVAL/.test(f.message)])).toEqual([['demo_ioctl', line, true]]);
+    } finally {
+      await r2.dispose();
+    }
+  });
 });
+

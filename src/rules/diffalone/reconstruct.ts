@@ -271,7 +271,10 @@ export async function viewsFromDiff(tree: string, result: ApplyResult): Promise<
       const added = new Set([...post.changed].filter((n) => a.shown.has(n)));
       const removed = b ? new Set([...pre.changed].filter((n) => b.shown.has(n))) : new Set<number>();
       const addedText = new Map([...added].map((n) => [n, post.lines[n - 1] ?? ''] as const));
-      files.push({ path, oldPath: f.change === 'added' ? null : (f.oldPath ?? path), status: f.change === 'added' ? 'added' : 'modified', added, removed, addedText });
+      files.push({
+        path, oldPath: f.change === 'added' ? null : (f.oldPath ?? path), status: f.change === 'added' ? 'added' : 'modified', added, removed, addedText,
+        diffAdded: new Set(post.changed), diffRemoved: b ? new Set(pre.changed) : new Set<number>(),
+      });
       // Fold this patch in for the next one: its whole items replace or join the file's.
       const next = current.filter((i) => !preKeys.has(i.key) || postKeys.has(i.key));
       for (const it of postItems) {

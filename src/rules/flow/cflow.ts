@@ -264,15 +264,19 @@ export function beforeFunction(model: TreeModel | null, file: ChangedFile, name:
 
 /**
  * After-line -> before-line for the lines the patch left alone (both files walk in step
- * over unchanged lines; added lines exist only after, removed ones only before).
+ * over unchanged lines; added lines exist only after, removed ones only before). A view rebuilt
+ * from the diff alone counts every line the diff changes here, shown or not (`diffAdded`), or one
+ * added `#include` outside any function would shift every line after it.
  */
 export function unchangedLineMap(file: ChangedFile, afterLines: number, beforeLines: number): Map<number, number> {
   const map = new Map<number, number>();
+  const added = file.diffAdded ?? file.added;
+  const removed = file.diffRemoved ?? file.removed;
   let i = 1;
   let j = 1;
   while (i <= beforeLines && j <= afterLines) {
-    if (file.added.has(j)) j++;
-    else if (file.removed.has(i)) i++;
+    if (added.has(j)) j++;
+    else if (removed.has(i)) i++;
     else map.set(j++, i++);
   }
   return map;
