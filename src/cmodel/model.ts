@@ -168,5 +168,12 @@ export function summaryOf(model: TreeModel, fn: Pick<FunctionModel, 'file' | 'na
 
 /** All function definitions of the model. */
 export function allFunctions(model: TreeModel): FunctionModel[] {
-  return [...model.files.values()].flatMap((f) => f.functions);
+  // Every rule walks every function of a model: one list per file table (views of one model share
+  // it; a table that grew is listed again). Callers must not change the list.
+  const hit = functionLists.get(model.files);
+  if (hit && hit.size === model.files.size) return hit.list;
+  const list = [...model.files.values()].flatMap((f) => f.functions);
+  functionLists.set(model.files, { size: model.files.size, list });
+  return list;
 }
+const functionLists = new WeakMap<Map<string, unknown>, { size: number; list: FunctionModel[] }>();
