@@ -196,22 +196,25 @@ export function editsBetween(a: string, b: string): Edit[] {
       last.bTo = r.bTo;
     } else merged.push({ ...r });
   }
-  return merged.map((r) => editSpan(a, b, r.aFrom, r.aTo, r.aFrom + (r.bTo - r.bFrom), la, r.bFrom));
+  return merged.map((r) => editOf(la, b, r));
 }
 
 /**
- * One edit replacing a[from, aTo) by b[bFrom, bFrom + (newEnd - from)), placed at `from` in a text
- * that equals `a` before `from` (later edits are applied first).
+ * The edit replacing a[aFrom, aTo) by b[bFrom, bTo), placed at `aFrom` in a text that equals `a`
+ * up to there (`la`: the line starts of `a`; later edits are applied first).
  */
-function editSpan(a: string, b: string, from: number, aTo: number, newEnd: number, la: number[], bFrom = from): Edit {
-  const startPosition = pointIn(la, from);
+function editOf(la: number[], b: string, r: { aFrom: number; aTo: number; bFrom: number; bTo: number }): Edit {
+  const startPosition = pointIn(la, r.aFrom);
   // The new end: the start point advanced over the inserted text.
-  const inserted = b.slice(bFrom, bFrom + (newEnd - from));
+  const inserted = b.slice(r.bFrom, r.bTo);
   const nl = inserted.lastIndexOf('\n');
   let rows = 0;
   for (let i = inserted.indexOf('\n'); i >= 0; i = inserted.indexOf('\n', i + 1)) rows++;
   const newEndPosition = nl < 0 ? { row: startPosition.row, column: startPosition.column + inserted.length } : { row: startPosition.row + rows, column: inserted.length - nl - 1 };
-  return new Edit({ startIndex: from, oldEndIndex: aTo, newEndIndex: newEnd, startPosition, oldEndPosition: pointIn(la, aTo), newEndPosition });
+  return new Edit({
+    startIndex: r.aFrom, oldEndIndex: r.aTo, newEndIndex: r.aFrom + inserted.length,
+    startPosition, oldEndPosition: pointIn(la, r.aTo), newEndPosition,
+  });
 }
 
 function pointIn(starts: number[], index: number): { row: number; column: number } {
