@@ -17,10 +17,10 @@ export type CheckAnswer =
   | { taskId: number; ok: true; status: string; findings: number; heapBytes: number }
   | { taskId: number; ok: false; error: string };
 
-/** Thrown for a task whose worker was stopped (shutdown) or died. */
 /** Young generation of a check worker's heap (see {@link CheckPool}); the bench's `--max-semi-space-size=32` matches it. */
 export const WORKER_YOUNG_GENERATION_MB = 96;
 
+/** Thrown for a task whose worker was stopped (shutdown) or died. */
 export class WorkerGone extends Error {
   override readonly name = 'WorkerGone';
   constructor(

@@ -1,4 +1,3 @@
-import { fingerprint } from '../report/fingerprint.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { evalStable, type StableResult } from './stable.js';
 import { removeStaleEvalRefs } from './reverse.js';
 import { ingestMbox } from './source.js';
 import { formatPatchesIn, formatStable } from './format.js';
+import { fingerprint } from '../report/fingerprint.js';
 
 /** The parts of `vfio-review eval`, in the order they run and print. */
 export const EVAL_PARTS = ['threads', 'applying', 'patches-in', 'stable', 'diffalone'] as const;
@@ -110,8 +110,9 @@ export async function runEval(corpus: string, tree: string, opts: EvalOptions = 
       applying.series = reports.length;
       applying.patches = reports.reduce((n, r) => n + r.series.patches.filter(Boolean).length, 0);
       for (const { report: r, lineage } of checked) {
-        const known = seen.get(String(lineage ?? `s${r.series.id}`)) ?? new Set<string>();
-        seen.set(String(lineage ?? `s${r.series.id}`), known);
+        const key = lineage === null ? `series ${r.series.id}` : `lineage ${lineage}`;
+        const known = seen.get(key) ?? new Set<string>();
+        seen.set(key, known);
         for (const f of r.findings) {
           if (f.severity === 'info') continue;
           const fp = fingerprint(f);
