@@ -84,8 +84,15 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  // A client that dies mid-session (the daemon crash test SIGKILLs senders) resets its connection;
+  // smtp-server reports that as a server 'error', which must not become an uncaught exception.
+  const connectionErrors: Error[] = [];
+  server.on('error', (err: Error) => connectionErrors.push(err));
   const port = (server.server.address() as AddressInfo).port;
   return {
     host: '127.0.0.1',
