@@ -1,6 +1,6 @@
 import { defineRule } from './types.js';
 import type { ChangedFile, RuleContext as Ctx } from './types.js';
-import { ABIS, flattenFields, headerImages, isUapiHeader, preToPost, type Aggregate, type Ioctl, type UapiModel } from './uapi-model.js';
+import { ABIS, flattenFields, headerImages, isUapiHeader, preToPost, splitTopLevel, unparen, type Aggregate, type Ioctl, type UapiModel } from './uapi-model.js';
 
 interface Sym { kind: 'define' | 'enum constant'; line: number; comparable: string; shown: string }
 
@@ -14,31 +14,10 @@ const MASK_NAME = /(?:^|_)(?:MASK|ALL|VALID|SUPPORTED)(?:_|$)/;
 
 /** The terms of a value that is a bitwise OR (`A | B | C`, in parentheses or not), or null. */
 function orTerms(comparable: string): string[] | null {
-  let s = comparable.replace(/^= /, '');
-  while (s.startsWith('(') && s.endsWith(')') && closes(s) === s.length - 1) s = s.slice(1, -1);
-  const out: string[] = [];
-  let depth = 0, from = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === '|' && depth === 0) {
-      if (s[i + 1] === '|' || s[i - 1] === '|') return null;
-      out.push(s.slice(from, i));
-      from = i + 1;
-    }
-  }
-  out.push(s.slice(from));
+  const s = unparen(comparable.replace(/^= /, ''));
+  if (s.includes('||')) return null;
+  const out = splitTopLevel(s, '|');
   return out.every((t) => t.length > 0) ? out : null;
-}
-/** Index of the parenthesis closing the one at 0. */
-function closes(s: string): number {
-  let depth = 0;
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === '(') depth++;
-    else if (s[i] === ')' && --depth === 0) return i;
-  }
-  return -1;
 }
 
 /**

@@ -71,7 +71,7 @@ export interface UapiModel {
 const IOCTL = /^_IO(?<dir>R|W|WR)?\s*\((?<args>.*)\)$/s;
 
 /** `((x))` -> `x` when the outer parentheses enclose the whole text. */
-function unparen(s: string): string {
+export function unparen(s: string): string {
   let t = s.trim();
   while (t.startsWith('(') && t.endsWith(')')) {
     let depth = 0;
@@ -86,18 +86,21 @@ function unparen(s: string): string {
   return t;
 }
 
-function splitArgs(s: string): string[] {
+/** `s` split at `sep` outside parentheses, each piece trimmed: macro arguments, or the terms of `A | B`. */
+export function splitTopLevel(s: string, sep: string): string[] {
   const out: string[] = [];
   let depth = 0;
   let cur = '';
   for (const ch of s) {
     if (ch === '(') depth++;
     if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) { out.push(cur.trim()); cur = ''; } else cur += ch;
+    if (ch === sep && depth === 0) { out.push(cur.trim()); cur = ''; } else cur += ch;
   }
   out.push(cur.trim());
   return out;
 }
+
+const splitArgs = (s: string): string[] => splitTopLevel(s, ',');
 
 /**
  * Parses a header. `gaps` (diff-alone mode) are the lines whose text is unknown: a comment
