@@ -76,6 +76,28 @@ async function checkMbox(dbPath: string, mbox: string, tree: string): Promise<{ 
   }
 }
 
+/**
+ * How many warnings/errors a reply would show as new: not raised, by fingerprint, on an earlier
+ * version of the same series (lineage; a series without one stands alone).
+ */
+function firstRaised(checked: readonly { report: CheckReport; lineage: number | null }[]): number {
+  const seen = new Map<string, Set<string>>();
+  let n = 0;
+  const byVersion = [...checked].sort((a, b) => a.report.series.version - b.report.series.version || a.report.series.id - b.report.series.id);
+  for (const { report: r, lineage } of byVersion) {
+    const key = lineage === null ? `series ${r.series.id}` : `lineage ${lineage}`;
+    const known = seen.get(key) ?? new Set<string>();
+    seen.set(key, known);
+    for (const f of r.findings) {
+      if (f.severity === 'info') continue;
+      const fp = fingerprint(f);
+      if (!known.has(fp)) n++;
+      known.add(fp);
+    }
+  }
+  return n;
+}
+
 /** `npm run eval`: review quality on the real corpus against the 6.1 tree. */
 export async function runEval(corpus: string, tree: string, opts: EvalOptions = {}): Promise<EvalResult> {
   const unknown = (opts.parts ?? []).filter((p) => !(EVAL_PARTS as readonly string[]).includes(p));
@@ -103,21 +125,13 @@ export async function runEval(corpus: string, tree: string, opts: EvalOptions = 
     const applying: EvalResult['applying'] = { patches: 0, series: 0, warnings: 0, perRule: {}, perPatch: 0, firstRaised: 0 };
     if (parts.has('applying')) {
       const checked = await checkMbox(join(dir, 'applying.db'), join(corpus, 'patches-applying-6.1.192.mbox.gz'), tree);
-      // Versions of one series in order, so a concern counts as new on the first version raising it.
-      checked.sort((a, b) => (a.lineage ?? -a.report.series.id) - (b.lineage ?? -b.report.series.id) || (a.report.series.version ?? 1) - (b.report.series.version ?? 1) || a.report.series.id - b.report.series.id);
       const reports = checked.map((c) => c.report);
-      const seen = new Map<string, Set<string>>();
       applying.series = reports.length;
       applying.patches = reports.reduce((n, r) => n + r.series.patches.filter(Boolean).length, 0);
-      for (const { report: r, lineage } of checked) {
-        const key = lineage === null ? `series ${r.series.id}` : `lineage ${lineage}`;
-        const known = seen.get(key) ?? new Set<string>();
-        seen.set(key, known);
+      applying.firstRaised = firstRaised(checked);
+      for (const r of reports) {
         for (const f of r.findings) {
           if (f.severity === 'info') continue;
-          const fp = fingerprint(f);
-          if (!known.has(fp)) applying.firstRaised++;
-          known.add(fp);
           applying.warnings++;
           const e = (applying.perRule[f.rule] ??= { count: 0, examples: [] });
           e.count++;
